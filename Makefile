@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv and install what they need the first time.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench install clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	.venv/bin/ganfactory demo --out out/demo
+
+test: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/generator.py
+
+clean-venv:
+	rm -rf .venv
