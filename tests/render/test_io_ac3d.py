@@ -1,0 +1,245 @@
+"""AC3D reader: hand-written files with known triangles, and one real TORCS car."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganfactory.render.io import clean_ac3d_name, load_mesh, parse_ac3d, read_ac3d
+
+TORCS_CARS = Path("/usr/share/games/torcs/cars")
+
+MATERIALS = (
+    'MATERIAL "red" rgb 1 0 0  amb 0.2 0.2 0.2  emis 0 0 0  spec 0.5 0.5 0.5  shi 10  trans 0\n'
+    'MATERIAL "glass" rgb 0 0 1  amb 0.2 0.2 0.2  emis 0 0 0  spec 0.5 0.5 0.5  shi 10  trans 0.75\n'
+)
+
+STRIP = "AC3Db\n" + MATERIALS + """OBJECT world
+kids 1
+OBJECT poly
+name "STRIP_s_3"
+numvert 5
+0 0 0
+1 0 0
+0 1 0
+1 1 0
+2 2 0
+numsurf 1
+SURF 0x14
+mat 1
+refs 5
+0 0 0
+1 1 0
+2 0 1
+3 1 1
+4 0.5 0.5
+kids 0
+"""
+
+
+def face_normals(mesh) -> torch.Tensor:
+    fv = mesh.face_verts()[0]
+    return torch.linalg.cross(fv[:, 1] - fv[:, 0], fv[:, 2] - fv[:, 0])
+
+
+def test_strip_alternates_winding_so_all_triangles_face_the_same_way():
+    model = parse_ac3d(STRIP)
+    mesh = model.mesh
+    # Strip triangle k: (k, k+1, k+2) for even k, (k+1, k, k+2) for odd k.
+    assert mesh.faces.tolist() == [[0, 1, 2], [2, 1, 3], [2, 3, 4]]
+    assert torch.equal(mesh.verts[0], torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [2, 2, 0.0]]))
+    normals = face_normals(mesh)
+    assert (normals[:, 2] > 0).all() and (normals[:, :2] == 0).all()
+    assert mesh.face_uvs[1].tolist() == [[0, 1], [1, 0], [1, 1]]
+    # Material 1: blue, trans 0.75 -> alpha 0.25; not two-sided (0x14 = strip + smooth).
+    assert mesh.face_colors.tolist() == [[0, 0, 1]] * 3
+    assert torch.allclose(mesh.face_alpha, torch.full((3,), 0.25))
+    assert not mesh.face_two_sided.any()
+    assert model.face_material.tolist() == [1, 1, 1]
+    assert [o.name for o in model.objects] == ["", "STRIP_s_3"]
+    assert mesh.part_names == ("", "STRIP")
+    assert mesh.face_parts.tolist() == [1, 1, 1]
+    assert (model.objects[1].face_start, model.objects[1].face_stop) == (0, 3)
+    assert model.objects[1].parent == 0 and model.objects[0].parent == -1
+
+
+def test_z_up_maps_ac3d_y_up_to_torcs_frame_and_keeps_facing():
+    mesh = parse_ac3d(STRIP, z_up=True).mesh
+    # (x, y, z) -> (x, -z, y): vertex (1, 1, 0) -> (1, 0, 1); the +z facing becomes -y.
+    assert mesh.verts[0, 3].tolist() == [1, 0, 1]
+    normals = face_normals(mesh)
+    assert (normals[:, 1] < 0).all() and (normals[:, [0, 2]].abs() < 1e-6).all()
+
+
+FAN = "AC3Db\n" + MATERIALS + """OBJECT world
+kids 1
+OBJECT poly
+name "PENTAGON"
+numvert 6
+0 0 0
+2 0 0
+3 1 0
+1 3 0
+-1 1 0
+9 9 9
+numsurf 3
+SURF 0x20
+mat 0
+refs 5
+0 0 0
+1 1 0
+2 1 0.5
+3 0.5 1
+4 0 0.5
+SURF 0x2
+mat 0
+refs 2
+0 0 0
+5 0 0
+SURF 0x34
+mat 0
+refs 5
+0 0 0
+1 0 0
+1 0 0
+2 0 0
+3 0 0
+kids 0
+"""
+
+
+def test_polygon_is_a_fan_lines_are_skipped_and_two_sided_flag_is_kept():
+    mesh = parse_ac3d(FAN).mesh
+    # Fan (0, k, k+1); the line surface adds nothing; the strip 0,1,1,2,3 keeps only the
+    # non-degenerate triangle k=2: (1, 2, 3) (k even), its neighbours repeat vertex 1.
+    assert mesh.faces.tolist() == [[0, 1, 2], [0, 2, 3], [0, 3, 4], [1, 2, 3]]
+    assert mesh.face_two_sided.tolist() == [True, True, True, True]
+    assert (face_normals(mesh)[:, 2] > 0).all()
+    assert mesh.face_uvs[2].tolist() == [[0, 0], [0.5, 1], [0, 0.5]]
+    assert mesh.vert_normals is None       # .ac vertices carry no normals
+
+
+NESTED = "AC3Db\n" + MATERIALS + """OBJECT world
+kids 2
+OBJECT group
+name "CAR"
+loc 10 0 0
+rot 0 -1 0  1 0 0  0 0 1
+kids 1
+OBJECT poly
+name "WHEEL_s_12"
+loc 0 1 0
+numvert 3
+1 0 0 1 0 0
+1 1 0 1 0 0
+1 0 1 1 0 0
+numsurf 1
+SURF 0x10
+mat 0
+refs 3
+0 0 0
+1 0 1
+2 1 0
+kids 0
+OBJECT poly
+name "GROUND"
+numvert 3
+0 0 0 0 1 0
+0 0 -1 0 1 0
+1 0 0 0 1 0
+numsurf 1
+SURF 0x00
+refs 3
+0 0 0
+1 0 0
+2 0 0
+kids 0
+"""
+
+
+def test_nested_kids_compose_loc_and_rot_with_their_parents():
+    model = parse_ac3d(NESTED)
+    mesh = model.mesh
+    # WHEEL vertex (1, 0, 0): + its loc -> (1, 1, 0) in CAR; R (90 deg about z) -> (-1, 1, 0);
+    # + CAR loc -> (9, 1, 0).
+    expected = torch.tensor([[9, 1, 0], [8, 1, 0], [9, 1, 1], [0, 0, 0], [0, 0, -1], [1, 0, 0.0]])
+    assert torch.allclose(mesh.verts[0], expected)
+    # The .acc normal (1, 0, 0) turns with the object: R (1, 0, 0) = (0, 1, 0).
+    assert torch.allclose(mesh.vert_normals[0, 0], torch.tensor([0.0, 1.0, 0.0]))
+    assert [o.name for o in model.objects] == ["", "CAR", "WHEEL_s_12", "GROUND"]
+    assert [o.parent for o in model.objects] == [-1, 0, 1, 0]
+    assert mesh.part_names == ("", "CAR", "WHEEL", "GROUND")
+    assert mesh.face_parts.tolist() == [2, 3]
+    assert [(o.face_start, o.face_stop) for o in model.objects] == [(0, 0), (0, 0), (0, 1), (1, 2)]
+    # The object's own origin: R (0, 1, 0) + (10, 0, 0).
+    assert np.allclose(np.array(model.objects[2].world_from_object)[:3, 3], [9, 0, 0])
+
+
+def test_texture_is_found_beside_the_file_case_insensitively_and_read_as_sgi(tmp_path):
+    rgba = np.random.default_rng(0).integers(0, 256, size=(8, 16, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "skin.rgb", format="SGI")
+    textures = 'texture "SKIN.RGB" base\ntexture "x.rgb" tiled'
+    text = STRIP.replace('name "STRIP_s_3"', 'name "STRIP_s_3"\n' + textures)
+    (tmp_path / "car.acc").write_text(text)
+    model = read_ac3d(tmp_path / "car.acc")
+    assert [p.name for p in model.texture_paths] == ["skin.rgb"]
+    assert model.mesh.face_texture.tolist() == [0, 0, 0]
+    texture = model.mesh.textures[0]
+    assert texture.shape == (1, 4, 8, 16)
+    assert torch.equal((texture[0].permute(1, 2, 0) * 255).round().to(torch.uint8), torch.from_numpy(rgba))
+    assert load_mesh(tmp_path / "car.acc").num_faces == 3
+
+
+def test_missing_texture_says_what_to_do(tmp_path):
+    (tmp_path / "car.ac").write_text(STRIP.replace('name "STRIP_s_3"', 'name "S"\ntexture "gone.rgb"'))
+    with pytest.raises(FileNotFoundError, match="load_textures=False"):
+        read_ac3d(tmp_path / "car.ac")
+    assert read_ac3d(tmp_path / "car.ac", load_textures=False).mesh.face_texture.tolist() == [-1] * 3
+
+
+def test_bad_counts_name_the_line():
+    broken = STRIP.replace("refs 5", "refs 6")
+    with pytest.raises(ValueError, match="line 23: cannot read"):
+        parse_ac3d(broken)
+    with pytest.raises(ValueError, match="not an AC3D file"):
+        parse_ac3d("OBJ\n")
+
+
+def test_clean_name_strips_only_the_exporter_suffix():
+    assert clean_ac3d_name("WIPER_s_5") == "WIPER"
+    assert clean_ac3d_name("23FRONTLIGH_s_1") == "23FRONTLIGH"
+    assert clean_ac3d_name("MY_s_CAR") == "MY_s_CAR"
+    assert clean_ac3d_name("BODY") == "BODY"
+
+
+NO_TORCS = "TORCS data absent: run scripts/install-torcs-data.sh (apt-get install torcs-data)"
+
+
+@pytest.mark.skipif(not TORCS_CARS.is_dir(), reason=NO_TORCS)
+def test_real_torcs_car_has_its_parts_and_outward_faces():
+    model = read_ac3d(TORCS_CARS / "car1-trb1" / "car1-trb1.acc", z_up=True)
+    mesh = model.mesh
+    assert mesh.num_faces == 4351 and mesh.num_verts == 3663
+    named = [o for o in model.objects if o.num_faces]
+    assert len(named) == 47
+    names = {o.clean_name for o in named}
+    assert {"MESH", "WIPER", "BOTTOM"} <= names and any(n.startswith("WI") for n in names)
+    assert len(mesh.textures) == 1 and mesh.textures[0].shape[1] == 4
+    # TORCS frame: x forward (length about 4.5 m), y left (width about 2 m), z up from the ground.
+    lo, hi = mesh.verts[0].min(0).values, mesh.verts[0].max(0).values
+    assert 4.2 < hi[0] - lo[0] < 4.8 and 1.8 < hi[1] - lo[1] < 2.3 and abs(lo[2]) < 0.05
+    # Winding: the triangles face where the file's own vertex normals point, and mostly away
+    # from the car's centre (the interior faces inward, which is why this is not 100%).
+    n = face_normals(mesh)
+    area = n.norm(dim=1)
+    agree = ((n * mesh.vert_normals[0][mesh.faces].mean(1)).sum(1) > 0).float()
+    assert (agree * area).sum() / area.sum() > 0.98
+    outward = ((n * (mesh.face_verts()[0].mean(1) - mesh.verts[0].mean(0))).sum(1) > 0).float()
+    assert (outward * area).sum() / area.sum() > 0.6
+    # A one-shell car faces outward almost everywhere.
+    shell = read_ac3d(TORCS_CARS / "p406" / "p406.acc", z_up=True, load_textures=False).mesh
+    n = face_normals(shell)
+    outward = ((n * (shell.face_verts()[0].mean(1) - shell.verts[0].mean(0))).sum(1) > 0).float()
+    assert (outward * n.norm(dim=1)).sum() / n.norm(dim=1).sum() > 0.9
