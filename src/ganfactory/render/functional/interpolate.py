@@ -1,0 +1,60 @@
+"""Per-pixel attributes from per-corner ones, through the (differentiable) barycentrics."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["interpolate", "perspective_correct", "face_normals", "vertex_normals"]
+
+
+def interpolate(face_attrs: Tensor, face_idx: Tensor, bary: Tensor) -> Tensor:
+    """Barycentric interpolation of corner attributes; zeros on background.
+
+    Args:
+        face_attrs: [B, F, 3, C] attribute of each face corner (or [F, 3, C], shared by the batch).
+        face_idx: [B, H, W] int64 visible face, -1 for none.
+        bary: [B, H, W, 3] barycentrics (screen-space for DIB-R, or perspective-corrected).
+    Returns:
+        [B, H, W, C].
+    """
+    B, H, W = face_idx.shape
+    if face_attrs.ndim == 3:
+        face_attrs = face_attrs.unsqueeze(0).expand(B, *face_attrs.shape)
+    if face_attrs.ndim != 4 or face_attrs.shape[0] != B or face_attrs.shape[2] != 3:
+        raise ValueError(f"face_attrs must be [B, F, 3, C] or [F, 3, C], got {tuple(face_attrs.shape)}")
+    b = torch.arange(B, device=face_idx.device).view(B, 1, 1)
+    corners = face_attrs[b, face_idx.clamp(min=0)]  # [B, H, W, 3, C]
+    out = (bary.unsqueeze(-1) * corners).sum(-2)
+    return out * (face_idx >= 0).unsqueeze(-1).to(out.dtype)
+
+
+def perspective_correct(bary: Tensor, face_idx: Tensor, face_depth: Tensor) -> Tensor:
+    """Screen-space barycentrics -> perspective-correct ones: w_k / d_k normalised.
+
+    Args:
+        bary: [B, H, W, 3]; face_idx: [B, H, W]; face_depth: [B, F, 3] positive depths (-z_view).
+    """
+    B = face_idx.shape[0]
+    b = torch.arange(B, device=face_idx.device).view(B, 1, 1)
+    d = face_depth[b, face_idx.clamp(min=0)]  # [B, H, W, 3]
+    w = bary / d
+    s = w.sum(-1, keepdim=True)
+    covered = (face_idx >= 0).unsqueeze(-1)
+    return torch.where(covered, w / torch.where(covered, s, torch.ones_like(s)), torch.zeros_like(w))
+
+
+def face_normals(face_vertices: Tensor, unit: bool = True) -> Tensor:
+    """[B, F, 3, 3] corners -> [B, F, 3] normals ``cross(v1 - v0, v2 - v0)`` (counter-clockwise = front)."""
+    n = torch.linalg.cross(face_vertices[..., 1, :] - face_vertices[..., 0, :],
+                           face_vertices[..., 2, :] - face_vertices[..., 0, :], dim=-1)
+    return torch.nn.functional.normalize(n, dim=-1, eps=1e-12) if unit else n
+
+
+def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
+    """[B, V, 3] unit vertex normals: the area-weighted sum of the adjacent faces' normals."""
+    n = face_normals(verts[:, faces], unit=False)  # [B, F, 3], length = 2 x area
+    out = torch.zeros_like(verts)
+    for k in range(3):
+        out = out.index_add(1, faces[:, k], n)
+    return torch.nn.functional.normalize(out, dim=-1, eps=1e-12)

@@ -1,0 +1,84 @@
+"""Mesh + camera -> Fragments: projection, culling, face selection, differentiable barycentrics."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ganfactory.render.camera import Camera
+from ganfactory.render.functional.rasterize import barycentrics, select_faces
+from ganfactory.render.mesh import Mesh
+from ganfactory.render.types import Fragments, RasterSettings
+
+__all__ = ["MeshRasterizer", "rasterize_mesh", "project_faces", "front_facing"]
+
+
+def project_faces(mesh: Mesh, camera: Camera) -> tuple[Tensor, Tensor]:
+    """Face corners in view space [B, F, 3, 3] and in NDC [B, F, 3, 2]."""
+    if camera.batch_size != mesh.batch_size:
+        raise ValueError(f"camera batch {camera.batch_size} != mesh batch {mesh.batch_size}")
+    verts_view = camera.world_to_view(mesh.verts)
+    verts_image = camera.view_to_ndc(verts_view)
+    return verts_view[:, mesh.faces], verts_image[:, mesh.faces]
+
+
+def front_facing(face_vertices_image: Tensor) -> Tensor:
+    """[B, F] bool: corners counter-clockwise in the image (x right, y up), zero area included.
+
+    The image-space winding is exact under perspective (a view-space normal test is not).
+    """
+    e1 = face_vertices_image[..., 1, :] - face_vertices_image[..., 0, :]
+    e2 = face_vertices_image[..., 2, :] - face_vertices_image[..., 0, :]
+    return e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0] >= 0
+
+
+def rasterize_mesh(
+    mesh: Mesh,
+    camera: Camera,
+    image_size: tuple[int, int],
+    cull_backfaces: bool = True,
+    impl: str = "binned",
+    valid_faces: Tensor | None = None,
+) -> Fragments:
+    """Rasterize at ``image_size`` (the camera's NDC frame is resolution independent).
+
+    Faces with a corner at or behind the camera plane (z_view >= 0) are not drawn (no clipping).
+    ``valid_faces`` [B, F] bool can exclude more faces (the renderer uses it to see through glass).
+    """
+    H, W = image_size
+    fvv, fvi = project_faces(mesh, camera)
+    with torch.no_grad():
+        valid = (fvv[..., 2] < 0).all(-1)
+        if cull_backfaces:
+            keep = front_facing(fvi)
+            if mesh.face_two_sided is not None:
+                keep = keep | mesh.face_two_sided.to(keep.device)[None]
+            valid = valid & keep
+        if valid_faces is not None:
+            valid = valid & valid_faces
+    face_idx = select_faces(fvi, fvv[..., 2], H, W, valid, impl=impl)
+    bary = barycentrics(fvi, face_idx)
+    # Perspective-correct depth: 1 / d = sum_k w_k / d_k with screen-space weights.
+    B = face_idx.shape[0]
+    b = torch.arange(B, device=face_idx.device).view(B, 1, 1)
+    corner_depth = -fvv[..., 2][b, face_idx.clamp(min=0)]  # [B, H, W, 3]
+    inv = (bary / corner_depth).sum(-1)
+    covered = face_idx >= 0
+    safe_inv = torch.where(covered, inv, torch.ones_like(inv))
+    depth = torch.where(covered, 1.0 / safe_inv, torch.zeros_like(inv))
+    return Fragments(face_idx=face_idx, bary=bary, depth=depth, face_vertices_view=fvv,
+                     face_vertices_image=fvi)
+
+
+class MeshRasterizer(nn.Module):
+    """Thin module over ``rasterize_mesh``; rasterizes at image_size x supersample."""
+
+    def __init__(self, settings: RasterSettings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def forward(self, mesh: Mesh, camera: Camera, valid_faces: Tensor | None = None) -> Fragments:
+        s = self.settings
+        H, W = s.image_size
+        return rasterize_mesh(mesh, camera, (H * s.supersample, W * s.supersample), s.cull_backfaces, s.impl,
+                              valid_faces)
