@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -21,12 +22,14 @@ def orbit(B, azimuth=0.0, elevation=0.2, distance=3.0, size=(32, 32), dtype=torc
                         0.7, size)
 
 
-@pytest.fixture
-def sphere():
-    v, f = icosphere(3)
-    return v, f
 
 
 def sphere_mesh(B=2, level=2, dtype=torch.float32, **fields):
     v, f = icosphere(level, dtype=dtype)
     return Mesh(v[None].repeat(B, 1, 1), f, **fields)
+
+
+@pytest.fixture
+def h():
+    """The helpers above, for tests (with --import-mode=importlib, test modules cannot import conftest)."""
+    return SimpleNamespace(random_soup=random_soup, orbit=orbit, sphere_mesh=sphere_mesh)

@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from conftest import orbit, random_soup, sphere_mesh
 from ganfactory.render import DirectionalLights, Mesh, RasterSettings, Renderer, SHLights, look_at
 from ganfactory.render.functional import (
     barycentrics,
@@ -19,8 +18,8 @@ from ganfactory.render.functional import (
 D = torch.float64
 
 
-def test_interpolation_through_barycentrics():
-    fvi, fz = random_soup(1, 6, seed=3)
+def test_interpolation_through_barycentrics(h):
+    fvi, fz = h.random_soup(1, 6, seed=3)
     idx = select_faces(fvi, fz, 12, 12)
     feats = torch.rand(1, 6, 3, 2, dtype=D, requires_grad=True)
     fvi.requires_grad_(True)
@@ -28,8 +27,8 @@ def test_interpolation_through_barycentrics():
 
 
 @pytest.mark.parametrize("impl", ["binned", "dense"])
-def test_soft_silhouette(impl):
-    fvi, fz = random_soup(1, 5, seed=4, scale=0.5)
+def test_soft_silhouette(h, impl):
+    fvi, fz = h.random_soup(1, 5, seed=4, scale=0.5)
     idx = select_faces(fvi, fz, 14, 14)
     fvi.requires_grad_(True)
     assert gradcheck(lambda v: soft_silhouette(v, idx, sigmainv=300.0, boxlen=0.3, impl=impl), (fvi,))
@@ -55,8 +54,8 @@ def test_lighting():
     assert gradcheck(sh9_irradiance, (n, coeffs))
 
 
-def test_full_render_image_and_soft_mask_wrt_vertices_colours_and_camera():
-    mesh = sphere_mesh(1, level=1, dtype=D)
+def test_full_render_image_and_soft_mask_wrt_vertices_colours_and_camera(h):
+    mesh = h.sphere_mesh(1, level=1, dtype=D)
     colors = torch.rand(1, mesh.num_verts, 3, dtype=D, requires_grad=True)
     verts = (mesh.verts * 0.9).requires_grad_(True)
     renderer = Renderer(RasterSettings((10, 10)))
@@ -66,7 +65,7 @@ def test_full_render_image_and_soft_mask_wrt_vertices_colours_and_camera():
                                specular=torch.full((1, 1, 3), 0.2, dtype=D))
 
     def render(v, c, az):
-        cam = orbit(1, size=(10, 10), dtype=D)
+        cam = h.orbit(1, size=(10, 10), dtype=D)
         R, t = look_at(az, torch.tensor([0.2], dtype=D), torch.tensor([3.0], dtype=D))
         out = renderer(Mesh(v, mesh.faces, vert_colors=c), cam.replace(R=R, t=t), lights)
         return out.image, out.soft_mask
@@ -75,9 +74,9 @@ def test_full_render_image_and_soft_mask_wrt_vertices_colours_and_camera():
     assert gradcheck(render, (verts, colors, az), atol=1e-6)
 
 
-def test_sh_render_wrt_coefficients():
-    mesh = sphere_mesh(1, level=1, dtype=D)
+def test_sh_render_wrt_coefficients(h):
+    mesh = h.sphere_mesh(1, level=1, dtype=D)
     coeffs = torch.randn(1, 9, dtype=D, requires_grad=True)
     renderer = Renderer(RasterSettings((8, 8)))
-    cam = orbit(1, size=(8, 8), dtype=D)
+    cam = h.orbit(1, size=(8, 8), dtype=D)
     assert gradcheck(lambda c: renderer(mesh, cam, SHLights(c)).image, (coeffs,))

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from conftest import orbit, random_soup, sphere_mesh
 from ganfactory.render import conventions
 from ganfactory.render.functional import barycentrics, interpolate, select_faces
 from ganfactory.render.rasterizer import rasterize_mesh
@@ -11,8 +10,8 @@ from ganfactory.render.rasterizer import rasterize_mesh
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize(("H", "W"), [(17, 23), (32, 32)])
-def test_binned_equals_dense(seed, H, W):
-    fvi, fz = random_soup(3, 40, seed)
+def test_binned_equals_dense(h, seed, H, W):
+    fvi, fz = h.random_soup(3, 40, seed)
     valid = torch.rand(3, 40, generator=torch.Generator().manual_seed(seed)) > 0.2
     dense = select_faces(fvi, fz, H, W, valid, impl="dense")
     binned = select_faces(fvi, fz, H, W, valid, impl="binned")
@@ -20,9 +19,9 @@ def test_binned_equals_dense(seed, H, W):
     assert (binned >= 0).any() and (binned == -1).any()
 
 
-def test_binned_equals_dense_on_sphere_values_and_gradients():
-    mesh = sphere_mesh(2, level=3, dtype=torch.float64)
-    cam = orbit(2, size=(40, 36), dtype=torch.float64)
+def test_binned_equals_dense_on_sphere_values_and_gradients(h):
+    mesh = h.sphere_mesh(2, level=3, dtype=torch.float64)
+    cam = h.orbit(2, size=(40, 36), dtype=torch.float64)
     colors = torch.rand(2, mesh.num_verts, 3, dtype=torch.float64)
     outs = []
     for impl in ("binned", "dense"):
@@ -67,9 +66,9 @@ def test_nearest_wins_and_ties_go_to_lowest_index():
         assert set(idx.unique().tolist()) == {-1, 1}
 
 
-def test_backface_culling_and_two_sided():
-    mesh = sphere_mesh(1, level=2)
-    cam = orbit(1)
+def test_backface_culling_and_two_sided(h):
+    mesh = h.sphere_mesh(1, level=2)
+    cam = h.orbit(1)
     visible = rasterize_mesh(mesh, cam, (32, 32)).face_idx.unique()
     flipped = mesh.replace(faces=mesh.faces.flip(1))  # inside out: now the far half faces the camera
     seen_flipped = rasterize_mesh(flipped, cam, (32, 32)).face_idx.unique()
@@ -81,9 +80,9 @@ def test_backface_culling_and_two_sided():
     assert torch.equal(a, b) and torch.equal(a, rasterize_mesh(mesh, cam, (32, 32)).face_idx)
 
 
-def test_barycentrics_reproduce_pixel_centres_and_depth_is_perspective_correct():
-    mesh = sphere_mesh(2, level=2, dtype=torch.float64)
-    cam = orbit(2, size=(24, 24), dtype=torch.float64)
+def test_barycentrics_reproduce_pixel_centres_and_depth_is_perspective_correct(h):
+    mesh = h.sphere_mesh(2, level=2, dtype=torch.float64)
+    cam = h.orbit(2, size=(24, 24), dtype=torch.float64)
     frags = rasterize_mesh(mesh, cam, (24, 24))
     cov = frags.face_idx >= 0
     # Interpolating the NDC corners with the barycentrics gives the pixel centres.
@@ -110,8 +109,8 @@ def test_barycentrics_reproduce_pixel_centres_and_depth_is_perspective_correct()
     assert (frags.depth[~cov] == conventions.BACKGROUND_DEPTH).all()
 
 
-def test_barycentrics_zero_on_background_and_sum_to_one():
-    fvi, fz = random_soup(2, 10, seed=5)
+def test_barycentrics_zero_on_background_and_sum_to_one(h):
+    fvi, fz = h.random_soup(2, 10, seed=5)
     idx = select_faces(fvi, fz, 20, 20)
     bary = barycentrics(fvi, idx)
     cov = idx >= 0
