@@ -30,6 +30,7 @@ __all__ = [
     "MappingNetwork",
     "SynthesisNetwork",
     "NOISE_MODES",
+    "mix_styles",
 ]
 
 NOISE_MODES = ("const", "random", "none")

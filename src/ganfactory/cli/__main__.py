@@ -1,0 +1,5 @@
+import sys
+
+from ganfactory.cli import main
+
+sys.exit(main())

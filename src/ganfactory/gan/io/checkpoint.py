@@ -1,0 +1,162 @@
+"""Our own checkpoint format: a directory (or a .zip of it) holding ``config.json`` and safetensors.
+
+    config.json                 {"format": "ganfactory.stylegan2", "format_version": 1,
+                                 "generator": GeneratorConfig, "discriminator": DiscriminatorConfig | null,
+                                 "provenance": {...}, "extra": {...}}
+    generator.safetensors       G_ema, the generator used for sampling
+    discriminator.safetensors   optional (training, inversion losses)
+    *.safetensors               optional further tensors a trainer keeps (named in config "files")
+
+No pickle anywhere: networks are rebuilt from the JSON config by current code and filled from the
+tensors, so a checkpoint can neither run code nor break when a class is renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import load_file, save_file
+
+from ganfactory.errors import CheckpointError
+from ganfactory.gan.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "is_checkpoint", "load_checkpoint", "save_checkpoint"]
+
+FORMAT = "ganfactory.stylegan2"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """Networks plus what is known about where they came from."""
+
+    generator: Generator
+    discriminator: Discriminator | None = None
+    provenance: dict = field(default_factory=dict)
+    """Where the weights came from: source format, original file name and sha256, conversion notes."""
+    extra: dict = field(default_factory=dict)
+    """Anything else worth keeping with the weights: training facts, a class schema."""
+    tensors: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    """Further named state dicts (for example a trainer's non-EMA generator and optimiser moments)."""
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    """Write ``ckpt`` as a directory, or as a zip when ``path`` ends in .zip. Atomic: the result appears
+    complete or not at all."""
+    path = Path(path)
+    if path.exists() and not (path.is_dir() or path.suffix == ".zip"):
+        raise CheckpointError(f"{path} exists and is not a checkpoint directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files = {"generator": ckpt.generator.state_dict()}
+    if ckpt.discriminator is not None:
+        files["discriminator"] = ckpt.discriminator.state_dict()
+    for name, sd in ckpt.tensors.items():
+        if name in files:
+            raise ValueError(f"tensor file name {name!r} is reserved")
+        files[name] = sd
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "generator": ckpt.generator.config.to_dict(),
+        "discriminator": ckpt.discriminator.config.to_dict() if ckpt.discriminator is not None else None,
+        "files": sorted(f"{name}.safetensors" for name in files),
+        "provenance": ckpt.provenance,
+        "extra": ckpt.extra,
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        staging = tmp / "ckpt"
+        staging.mkdir()
+        (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        for name, sd in files.items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, staging / f"{name}.safetensors")
+        if path.suffix == ".zip":
+            archive = tmp / "ckpt.zip"
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+                for f in sorted(staging.iterdir()):
+                    zf.write(f, f.name)
+            os.replace(archive, path)
+        else:
+            if path.exists():
+                old = tmp / "old"
+                os.replace(path, old)
+            os.replace(staging, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """True for a directory or zip holding our config.json."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / "config.json").is_file()
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            return "config.json" in zf.namelist()
+    return False
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
+                    with_discriminator: bool = True) -> Checkpoint:
+    """Read a checkpoint written by ``save_checkpoint``. Networks come back in eval mode."""
+    path = Path(path)
+    read_json, read_tensors = _reader(path)
+    try:
+        config = json.loads(read_json("config.json"))
+    except (KeyError, FileNotFoundError):
+        raise CheckpointError(f"{path}: no config.json (not a ganfactory checkpoint)") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: config.json is not valid JSON ({e})") from None
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: config.json format is {config.get('format')!r}, expected {FORMAT!r}")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer ganfactory (format version "
+                              f"{config['format_version']} > {FORMAT_VERSION}); upgrade ganfactory")
+    try:
+        G = Generator(GeneratorConfig.from_dict(config["generator"]))
+        _fill(G, read_tensors("generator.safetensors"), path)
+        D = None
+        if with_discriminator and config.get("discriminator"):
+            D = Discriminator(DiscriminatorConfig.from_dict(config["discriminator"]))
+            _fill(D, read_tensors("discriminator.safetensors"), path)
+        tensors = {}
+        for fname in config.get("files", []):
+            name = fname.removesuffix(".safetensors")
+            if name not in ("generator", "discriminator"):
+                tensors[name] = read_tensors(fname)
+    except (KeyError, FileNotFoundError) as e:
+        raise CheckpointError(f"{path}: incomplete checkpoint, missing {e}") from None
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return Checkpoint(generator=G.to(device).eval(), discriminator=D.to(device).eval() if D else None,
+                      provenance=config.get("provenance", {}), extra=config.get("extra", {}), tensors=tensors)
+
+
+def _reader(path: Path):
+    if path.is_dir():
+        return (lambda name: (path / name).read_text()), (lambda name: load_file(path / name))
+    if path.is_file() and zipfile.is_zipfile(path):
+        zf = zipfile.ZipFile(path)
+        return (lambda name: zf.read(name).decode()), (lambda name: st_load(zf.read(name)))
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    raise CheckpointError(f"{path}: not a checkpoint directory or zip")
+
+
+def _fill(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise CheckpointError(f"{path}: weights do not match the config ({str(e).splitlines()[-1].strip()})") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not match the config (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]})")
