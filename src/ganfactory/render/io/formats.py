@@ -17,9 +17,10 @@ Why these choices:
 
 Not stored in any of them: vertex normals and vertex colours (renderers derive normals from faces).
 Vertices that carry different UVs on different faces are split where a format has per-vertex UVs (GLB,
-PLY), so only OBJ gives back the exact vertex list; every format gives back the same faces in order
-(when parts are contiguous and in id order, as :func:`read_ac3d` makes them) with the same corner
-positions, UVs, parts and texture pixels (textures are stored as 8-bit PNG).
+PLY), so only OBJ gives back the exact vertex list. Faces are written grouped by part (a stable sort
+by part id, the identity for :func:`read_ac3d` meshes); OBJ and PLY keep that order, GLB also groups
+the faces of a part by material, so their order within a part can change. Every format gives back the
+same faces with the same corner positions, UVs, parts and texture pixels (8-bit PNG).
 """
 
 from __future__ import annotations
