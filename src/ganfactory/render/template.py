@@ -62,4 +62,4 @@ def vertex_adjacency(num_verts: int, faces: Tensor, normalize: bool = True) -> T
     deg = torch.zeros(num_verts, device=faces.device).index_add_(0, idx[0], torch.ones(idx.shape[1],
                                                                                      device=faces.device))
     values = 1.0 / deg[idx[0]] if normalize else torch.ones(idx.shape[1], device=faces.device)
-    return torch.sparse_coo_tensor(idx, values, (num_verts, num_verts)).coalesce()
+    return torch.sparse_coo_tensor(idx, values, (num_verts, num_verts), check_invariants=True).coalesce()
