@@ -358,7 +358,7 @@ class SynthesisBlock(nn.Module):
         y = self.torgb(x, ws[self.num_conv], fused=fused)
         if features is not None:
             features[f"{prefix}.torgb"] = y
-        img = img + y if img is not None else y
+        img = img.add_(y) if img is not None else y
         return x, img
 
 
@@ -489,7 +489,7 @@ class DiscriminatorBlock(nn.Module):
         y = self.skip(x, gain=np.sqrt(0.5))
         x = self.conv0(x)
         x = self.conv1(x, gain=np.sqrt(0.5))
-        return y + x
+        return y.add_(x)
 
 
 class DiscriminatorEpilogue(nn.Module):

@@ -221,7 +221,7 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | 
                         flip_weight=flip_weight)
     x = x.reshape(n, -1, *x.shape[2:])
     if noise is not None:
-        x = x + noise
+        x = x.add_(noise)  # in place, as NVlabs: the conv output is not needed for its backward
     return x
 
 
