@@ -67,7 +67,8 @@ class Renderer(nn.Module):
         alpha = 1 - (1 - front.alpha) * (1 - behind_alpha)
 
         sm = self.soft_mask_settings
-        soft = soft_silhouette(frags.face_vertices_image, frags.face_idx, sm.sigmainv, sm.boxlen, sm.knum)
+        soft = soft_silhouette(frags.face_vertices_image, frags.face_idx, sm.sigmainv, sm.boxlen, sm.knum,
+                               impl=self.raster.impl)
 
         def pool(x: Tensor) -> Tensor:  # [B, C, Hs, Ws] -> [B, C, H, W]
             return nnf.avg_pool2d(x, s) if s > 1 else x

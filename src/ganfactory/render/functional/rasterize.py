@@ -143,27 +143,44 @@ def _select_binned(fv: Tensor, fz: Tensor, xs: Tensor, ys: Tensor, valid: Tensor
     return face.reshape(B, H, W)
 
 
+DENSE_CHUNK = 1 << 22
+"""Face-by-pixel elements the dense reference evaluates at once (it walks faces in chunks of this many
+pixels' worth, so that its memory stays bounded while its work stays F x H x W)."""
+
+
+def dense_face_chunks(num_faces: int, num_pixels: int) -> list[tuple[int, int]]:
+    """Consecutive face ranges of at most DENSE_CHUNK face-pixel elements each."""
+    step = max(1, DENSE_CHUNK // max(1, num_pixels))
+    return [(s, min(s + step, num_faces)) for s in range(0, num_faces, step)]
+
+
 def _select_dense(fv: Tensor, fz: Tensor, xs: Tensor, ys: Tensor, valid: Tensor, eps: float) -> Tensor:
-    """Every face against every pixel, one image at a time: the spec the binned path must equal."""
+    """Every face against every pixel (one image and one chunk of faces at a time): the spec."""
     B, F = fv.shape[:2]
     H, W = ys.shape[0], xs.shape[0]
-    px = xs.view(1, 1, W).expand(F, H, W)
-    py = ys.view(1, H, 1).expand(F, H, W)
     out = []
     for b in range(B):
-        v = fv[b].view(F, 1, 1, 3, 2)
-        lo, hi = fv[b].amin(1), fv[b].amax(1)
-        in_box = ((px >= lo[:, 0, None, None]) & (px < hi[:, 0, None, None])
-                  & (py >= lo[:, 1, None, None]) & (py < hi[:, 1, None, None]))
-        w = _edge_weights(v, px, py, eps)
-        hit = in_box & (w >= 0).all(-1) & valid[b].view(F, 1, 1)
-        z = (w * fz[b].view(F, 1, 1, 3)).sum(-1)
-        z = torch.where(hit, z, torch.full_like(z, -torch.inf))
-        zmax = z.amax(0, keepdim=True)
-        win = hit & (z == zmax)
-        # First face (lowest index) among the winners; F where none.
-        idx = torch.where(win, torch.arange(F, device=fv.device).view(F, 1, 1), F).amin(0)
-        out.append(torch.where(idx == F, -1, idx))
+        best_z = torch.full((H, W), -torch.inf, dtype=fv.dtype, device=fv.device)
+        best = torch.full((H, W), -1, dtype=torch.long, device=fv.device)
+        for s, e in dense_face_chunks(F, H * W):
+            n = e - s
+            px = xs.view(1, 1, W).expand(n, H, W)
+            py = ys.view(1, H, 1).expand(n, H, W)
+            v = fv[b, s:e]
+            lo, hi = v.amin(1), v.amax(1)
+            in_box = ((px >= lo[:, 0, None, None]) & (px < hi[:, 0, None, None])
+                      & (py >= lo[:, 1, None, None]) & (py < hi[:, 1, None, None]))
+            w = _edge_weights(v.view(n, 1, 1, 3, 2), px, py, eps)
+            hit = in_box & (w >= 0).all(-1) & valid[b, s:e].view(n, 1, 1)
+            z = (w * fz[b, s:e].view(n, 1, 1, 3)).sum(-1)
+            z = torch.where(hit, z, torch.full_like(z, -torch.inf))
+            zmax = z.amax(0)
+            # First face (lowest index) among this chunk's winners; a later chunk must be strictly nearer.
+            first = torch.where(hit & (z == zmax), torch.arange(s, e, device=fv.device).view(n, 1, 1), F).amin(0)
+            better = (first < F) & (zmax > best_z)
+            best = torch.where(better, first, best)
+            best_z = torch.where(better, zmax, best_z)
+        out.append(best)
     return torch.stack(out)
 
 

@@ -7,8 +7,9 @@ These are kaolin's semantics and defaults; coordinates are scaled by ``multiplie
 kernels do, and kaolin's small constant (``KAOLIN_EPS``) sits in the line-distance denominator, so that values
 match kaolin's CUDA output to float64 rounding and gradients to about 1e-9 relative.
 
-Two implementations: ``"binned"`` builds only the (uncovered pixel, nearby face) pairs, ``"dense"``
-evaluates every face at every pixel (the reference). Both have the same values and gradients.
+Two implementations: ``"binned"`` builds only the (uncovered pixel, nearby face) pairs from each face's
+box, ``"dense"`` (the reference) finds them by testing every face at every pixel and ranks them with a
+running count instead of a sort. Both have the same values and gradients.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ganfactory.render.conventions import SCREEN_MULTIPLIER, pixel_centers
-from ganfactory.render.functional.rasterize import IMPLS, box_pixel_pairs
+from ganfactory.render.functional.rasterize import IMPLS, box_pixel_pairs, dense_face_chunks
 
 __all__ = ["soft_silhouette", "point_face_sq_distance", "KAOLIN_EPS"]
 
@@ -151,19 +152,30 @@ def _soft_binned(fv, covered, xs, ys, sigmainv, boxlen, knum, multiplier) -> Ten
 
 
 def _soft_dense(fv, covered, xs, ys, sigmainv, boxlen, knum, multiplier) -> Tensor:
-    """Every face at every pixel, one image at a time (the reference)."""
+    """Every face at every pixel (the reference): the box test and the first-knum rule are evaluated
+    densely (a running count over faces, chunk by chunk); distances are then taken on the chosen pairs."""
     B, F = fv.shape[:2]
     H, W = ys.shape[0], xs.shape[0]
-    px = xs.view(1, 1, W).expand(F, H, W)
-    py = ys.view(1, H, 1).expand(F, H, W)
-    out = []
-    for b in range(B):
-        margin = boxlen * multiplier
-        lo, hi = fv[b].detach().amin(1) - margin, fv[b].detach().amax(1) + margin
-        in_box = ((px >= lo[:, 0, None, None]) & (px < hi[:, 0, None, None])
-                  & (py >= lo[:, 1, None, None]) & (py < hi[:, 1, None, None]))
-        first_k = in_box & (torch.cumsum(in_box.long(), 0) <= knum)
-        d2 = point_face_sq_distance(fv[b].view(F, 1, 1, 3, 2), px, py, multiplier)
-        p = torch.where(first_k, _prob(d2, sigmainv, multiplier), torch.zeros_like(d2))
-        out.append(1.0 - torch.prod(1.0 - p, dim=0))
-    return torch.stack(out)
+    margin = boxlen * multiplier
+    boxes, rows, cols, pixels = [], [], [], []
+    with torch.no_grad():
+        for b in range(B):
+            seen = torch.zeros(H, W, dtype=torch.long, device=fv.device)
+            for s, e in dense_face_chunks(F, H * W):
+                n = e - s
+                px = xs.view(1, 1, W).expand(n, H, W)
+                py = ys.view(1, H, 1).expand(n, H, W)
+                lo, hi = fv[b, s:e].amin(1) - margin, fv[b, s:e].amax(1) + margin
+                in_box = ((px >= lo[:, 0, None, None]) & (px < hi[:, 0, None, None])
+                          & (py >= lo[:, 1, None, None]) & (py < hi[:, 1, None, None])) & ~covered[b]
+                rank = seen + torch.cumsum(in_box.long(), 0)  # 1-based rank among faces in index order
+                seen = rank[-1]
+                f, r, c = torch.nonzero(in_box & (rank <= knum), as_tuple=True)
+                boxes.append(b * F + s + f)
+                rows.append(r)
+                cols.append(c)
+                pixels.append((b * H + r) * W + c)
+    box, row, col, pix = torch.cat(boxes), torch.cat(rows), torch.cat(cols), torch.cat(pixels)
+    d2 = point_face_sq_distance(fv.reshape(B * F, 3, 2)[box], xs[col], ys[row], multiplier)
+    p = _prob(d2, sigmainv, multiplier)
+    return _OneMinusProd.apply(p, pix, B * H * W).reshape(B, H, W)
