@@ -246,6 +246,8 @@ class Car:
     """Per keypoint: ``"wheel"``, ``"parts"`` (lamp objects), ``"xml"`` (light sprites) or ``"none"``."""
     labels_trusted: bool
     """True for the 11 cars with real part objects (NAMED_CAR_IDS)."""
+    texture_paths: tuple[Path, ...] = ()
+    """The file behind each of ``mesh.textures`` (the livery is the one named after the car)."""
 
     @property
     def keypoints_available(self) -> torch.Tensor:
@@ -277,10 +279,11 @@ def assemble_car(car_id: str, torcs_root: str | Path | None = None) -> Car:
         for w in spec.wheels:
             pieces.append(_procedural_piece(w, texture_path))
 
-    mesh, face_object, object_names = _combine(pieces)
+    mesh, face_object, object_names, texture_paths = _combine(pieces)
     keypoints, sources = _keypoints(mesh, spec)
     return Car(car_id=car_id, spec=spec, mesh=mesh, face_object=face_object, object_names=object_names,
-               keypoints=keypoints, keypoint_sources=sources, labels_trusted=car_id in NAMED_CAR_IDS)
+               keypoints=keypoints, keypoint_sources=sources, labels_trusted=car_id in NAMED_CAR_IDS,
+               texture_paths=tuple(texture_paths))
 
 
 def save_car_mesh(car: Car, path: str | Path) -> None:
@@ -449,7 +452,7 @@ def _procedural_piece(wheel: WheelSpec, texture_path: Path) -> _Piece:
         object_names=(f"{wheel.position}/DISC", f"{wheel.position}/TYRE"))
 
 
-def _combine(pieces: list[_Piece]) -> tuple[Mesh, torch.Tensor, tuple[str, ...]]:
+def _combine(pieces: list[_Piece]) -> tuple[Mesh, torch.Tensor, tuple[str, ...], list[Path]]:
     """Concatenate pieces; textures are shared by file path; vertex normals are recomputed where
     a piece has none (the procedural wheel)."""
     texture_paths: list[Path] = []
@@ -496,7 +499,7 @@ def _combine(pieces: list[_Piece]) -> tuple[Mesh, torch.Tensor, tuple[str, ...]]
         face_parts=torch.from_numpy(cat["face_class"].astype(np.int64)),
         part_names=CARS13,
     )
-    return mesh, torch.from_numpy(cat["face_object"].astype(np.int64)), tuple(object_names)
+    return mesh, torch.from_numpy(cat["face_object"].astype(np.int64)), tuple(object_names), texture_paths
 
 
 def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -515,8 +518,9 @@ def _keypoints(mesh: Mesh, spec: CarSpec) -> tuple[torch.Tensor, tuple[str, ...]
 
     A lamp from faces is the centroid of that side's lamp faces weighted by their area projected on
     the lamp's direction (+x for headlights, -x for taillights), i.e. the middle of the lamp as seen
-    from the front or the back; frames and back plates that face elsewhere barely count. The XML
-    sprites sit 2-17 cm from it (they float just outside the body); their mean per side is the fallback.
+    from the front or the back (frames facing elsewhere do not count), snapped to the centroid of the
+    nearest such face so that it lies on the lamp. The XML sprites sit 2-17 cm from it (they float
+    just outside the body); their mean per side is the fallback.
     """
     points = np.full((len(KEYPOINT_NAMES), 3), np.nan)
     sources = ["none"] * len(KEYPOINT_NAMES)
@@ -534,7 +538,10 @@ def _keypoints(mesh: Mesh, spec: CarSpec) -> tuple[torch.Tensor, tuple[str, ...]
         sel = (classes == CARS13.index(lamp)) & (centroids[:, 1] * sign > 0)
         weight = np.maximum(area_x[sel] * (1.0 if lamp == "headlight" else -1.0), 0.0)
         if weight.sum() > 0:
-            points[k] = (centroids[sel] * weight[:, None]).sum(0) / weight.sum()
+            middle = (centroids[sel] * weight[:, None]).sum(0) / weight.sum()
+            # Snap to the nearest facing lamp face: twin lamps have their middle on the body between them.
+            facing = centroids[sel][weight > 0]
+            points[k] = facing[np.argmin(np.linalg.norm(facing - middle, axis=1))]
             sources[k] = "parts"
             continue
         lights = [np.array(light.position) for light in spec.lights
