@@ -181,7 +181,8 @@ def test_lamp_keypoints_are_paired_and_at_the_ends(cars):
                 assert s[f"{lamp}_right"] == "none" and math.isnan(left[0]), car_id
                 continue
             assert left[1] > 0.3 and right[1] < -0.3, (car_id, lamp)
-            assert abs(left[1] + right[1]) < 0.05 and abs(left[0] - right[0]) < 0.05, (car_id, lamp)
+            # Mirror images up to the face a lamp point snaps to (face centroids are a few cm apart).
+            assert abs(left[1] + right[1]) < 0.08 and abs(left[0] - right[0]) < 0.08, (car_id, lamp)
             assert (left[0] > 1.4) if lamp == "headlight" else (left[0] < -1.7), (car_id, lamp)
             assert 0.2 < left[2] < 0.9, (car_id, lamp)
         expected = "parts" if car_id in set(NAMED_CAR_IDS) - {"car1-stock2"} else None
