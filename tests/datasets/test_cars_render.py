@@ -180,3 +180,19 @@ def test_throughput_and_contact_sheet(cars, tmp_path):
     sheet = contact_sheet([cars["car1-trb1"], cars["p406"]], seeds_per_car=2, settings=SETTINGS)
     assert sheet.size == (4 * 128, 2 * (128 + 12))
     sheet.save(tmp_path / "sheet.png")
+
+
+def test_the_assembled_mesh_renders_as_is_with_translucent_glass(cars):
+    from ganfactory.render import RasterSettings, Renderer
+
+    car = cars["car1-trb1"]
+    sample = render_car_sample(car, view(car.car_id, 60.0, 20.0), RenderSettings(64, supersample=1))
+    camera = Camera.from_opencv(sample.K[None], sample.R[None], sample.t[None], (64, 64))
+    out = Renderer(RasterSettings((64, 64)))(car.mesh, camera)
+    assert out.image.shape == (1, 3, 64, 64)
+    window = out.labels[0] == CARS13.index("window")
+    body = out.labels[0] == CARS13.index("body")
+    assert window.sum() > 10 and body.sum() > 10
+    # The same front faces as the sample's label map (glass included), and the glass is translucent.
+    assert torch.equal(out.labels[0], torch.where(sample.labels > 0, sample.labels, -1))
+    assert float(car.mesh.face_alpha[car.mesh.face_parts == CARS13.index("window")].max()) < 0.5

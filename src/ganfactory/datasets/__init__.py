@@ -1,7 +1,8 @@
-"""Datasets: the cars benchmark built from TORCS' cars (assembly, part labels, variation).
+"""Datasets: the cars benchmark built from TORCS' cars.
 
-The rendering half (images, label maps, the split writer, the ``ganfactory cars`` CLI) builds on
-these and on ``ganfactory.render``.
+``assemble_car`` (body, wheels, part labels, keypoints), ``sample_variation`` (everything a seed
+decides) and ``render_car_sample`` (image, label map, keypoints with visibility, camera). The split
+writer (LabeledDataset, COCO) and the ``ganfactory cars`` CLI build on these.
 """
 
 from ganfactory.datasets.car_assembly import (
@@ -18,6 +19,13 @@ from ganfactory.datasets.car_assembly import (
     read_car_spec,
     read_torcs_params,
     save_car_mesh,
+)
+from ganfactory.datasets.cars import (
+    CarSample,
+    RenderSettings,
+    camera_for,
+    contact_sheet,
+    render_car_sample,
 )
 from ganfactory.datasets.parts import (
     CARS8,
@@ -51,22 +59,27 @@ __all__ = [
     "SPLITS",
     "WHEEL_POSITIONS",
     "Car",
+    "CarSample",
     "CarSpec",
     "LightSpec",
+    "RenderSettings",
     "SampleVariation",
     "SplitSpec",
     "TorcsNotFound",
     "VariationSettings",
     "WheelSpec",
     "assemble_car",
+    "camera_for",
     "class_names",
     "classify_body_object",
     "classify_wheel_object",
     "coarse_from_fine",
+    "contact_sheet",
     "find_torcs_root",
     "procedural_wheel",
     "read_car_spec",
     "read_torcs_params",
+    "render_car_sample",
     "sample_variation",
     "save_car_mesh",
     "split_seeds",

@@ -229,8 +229,9 @@ def _car_dir(car_id: str, torcs_root: str | Path | None) -> Path:
 class Car:
     """An assembled car in the TORCS frame (metres).
 
-    ``mesh`` (batch of one) has ``face_parts`` = ``cars-13`` class ids and ``part_names`` = CARS13;
-    ``face_alpha`` is the opacity TORCS draws a face with (texture alpha for ``WI*`` objects, else 1).
+    ``mesh`` (batch of one) has ``face_parts`` = ``cars-13`` class ids and ``part_names`` = CARS13,
+    RGB textures, and ``face_alpha`` = the opacity TORCS draws a face with (the texture's alpha at the
+    face for ``WI*`` objects, else 1), so it renders as is with ``ganfactory.render.Renderer``.
     """
 
     car_id: str
@@ -467,7 +468,7 @@ def _combine(pieces: list[_Piece]) -> tuple[Mesh, torch.Tensor, tuple[str, ...],
         for path, texture in zip(piece.texture_paths, piece.textures, strict=True):
             if path not in texture_paths:
                 texture_paths.append(path)
-                textures.append(texture)
+                textures.append(texture[:, :3].contiguous())   # opacity lives in face_alpha
             remap.append(texture_paths.index(path))
         remap_arr = np.array(remap + [-1], dtype=np.int64)     # index -1 maps to the appended -1
         normals = piece.normals

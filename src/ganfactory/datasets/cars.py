@@ -141,11 +141,11 @@ def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
 
 
 def livery_mesh(car: Car, variation: SampleVariation) -> Mesh:
-    """The car's mesh ready to render: RGB textures (opacity is in ``face_alpha``), the livery (the
-    texture named after the car) shifted in hue and scaled in brightness by the variation."""
+    """The car's mesh with the livery (the texture named after the car) shifted in hue and scaled in
+    brightness by the variation."""
     textures = []
     for k, texture in enumerate(car.mesh.textures):
-        rgb = texture[:, :3]
+        rgb = texture
         if _is_livery(car, k):
             hsv = _rgb_to_hsv(rgb[0])
             hsv = torch.stack([(hsv[0] + variation.hue_shift) % 1.0, hsv[1],
