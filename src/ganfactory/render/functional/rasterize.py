@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ganfactory.render.conventions import BARY_EPS, SCREEN_MULTIPLIER, pixel_centers
 
-__all__ = ["select_faces", "barycentrics", "box_pixel_pairs", "IMPLS"]
+__all__ = ["select_faces", "barycentrics", "box_ranges", "expand_ranges", "box_pixel_pairs", "IMPLS"]
 
 IMPLS = ("binned", "dense")
 
@@ -55,17 +55,14 @@ def _edge_weights(v: Tensor, px: Tensor, py: Tensor, eps: float) -> Tensor:
     return torch.stack([w0 / norm, w1 / norm, w2 / norm], dim=-1)
 
 
-def box_pixel_pairs(
-    lo: Tensor, hi: Tensor, xs: Tensor, ys: Tensor, valid: Tensor | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Expand boxes into the pixels whose centres lie inside them (half-open on the max side).
+def box_ranges(lo: Tensor, hi: Tensor, xs: Tensor, ys: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Pixel ranges [i_lo, i_hi) x [j_lo, j_hi) whose centres lie in boxes (half-open on the max side).
 
     Args:
         lo, hi: [N, 2] box corners (x, y) in the units of ``xs``/``ys``.
         xs: [W] increasing pixel-centre x; ys: [H] decreasing pixel-centre y.
-        valid: [N] bool, boxes to skip when False.
     Returns:
-        box [P], row [P], col [P] int64, ordered by box then row then column.
+        i_lo, i_hi, j_lo, j_hi [N] int64 with i_hi >= i_lo and j_hi >= j_lo.
     """
     # Column i is inside when lo_x <= xs[i] < hi_x; searchsorted reproduces those comparisons exactly.
     i_lo = torch.searchsorted(xs, lo[:, 0].contiguous(), side="left")
@@ -74,18 +71,35 @@ def box_pixel_pairs(
     neg_ys = -ys
     j_lo = torch.searchsorted(neg_ys, (-hi[:, 1]).contiguous(), side="right")
     j_hi = torch.searchsorted(neg_ys, (-lo[:, 1]).contiguous(), side="right")
-    nx = (i_hi - i_lo).clamp(min=0)
-    ny = (j_hi - j_lo).clamp(min=0)
-    counts = nx * ny
+    return i_lo, torch.maximum(i_hi, i_lo), j_lo, torch.maximum(j_hi, j_lo)
+
+
+def expand_ranges(
+    i_lo: Tensor, i_hi: Tensor, j_lo: Tensor, j_hi: Tensor, valid: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """All (box, row, col) of the pixel ranges, ordered by box then row then column.
+
+    The expansion is a ``repeat_interleave`` over per-box pixel counts: work and memory are the number
+    of pairs, with no Python loop over boxes.
+    """
+    nx = i_hi - i_lo
+    counts = nx * (j_hi - j_lo)
     if valid is not None:
         counts = counts * valid.to(counts.dtype)
-    box = torch.repeat_interleave(torch.arange(lo.shape[0], device=lo.device), counts)
+    box = torch.repeat_interleave(torch.arange(i_lo.shape[0], device=i_lo.device), counts)
     start = torch.cumsum(counts, 0) - counts
-    local = torch.arange(box.shape[0], device=lo.device) - start[box]
+    local = torch.arange(box.shape[0], device=i_lo.device) - start[box]
     nxb = nx[box]
     row = j_lo[box] + torch.div(local, nxb, rounding_mode="floor")
     col = i_lo[box] + local % nxb.clamp(min=1)
     return box, row, col
+
+
+def box_pixel_pairs(
+    lo: Tensor, hi: Tensor, xs: Tensor, ys: Tensor, valid: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Expand boxes [N, 2] into the (box, row, col) pixels whose centres lie inside them."""
+    return expand_ranges(*box_ranges(lo, hi, xs, ys), valid)
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ganfactory.render.conventions import SCREEN_MULTIPLIER, pixel_centers
-from ganfactory.render.functional.rasterize import IMPLS, box_pixel_pairs, dense_face_chunks
+from ganfactory.render.functional.rasterize import IMPLS, box_ranges, dense_face_chunks, expand_ranges
 
 __all__ = ["soft_silhouette", "point_face_sq_distance", "KAOLIN_EPS"]
 
@@ -132,7 +132,14 @@ def _soft_binned(fv, covered, xs, ys, sigmainv, boxlen, knum, multiplier) -> Ten
     flat = fv.reshape(B * F, 3, 2)
     with torch.no_grad():
         margin = boxlen * multiplier
-        box, row, col = box_pixel_pairs(flat.amin(1) - margin, flat.amax(1) + margin, xs, ys)
+        i_lo, i_hi, j_lo, j_hi = box_ranges(flat.amin(1) - margin, flat.amax(1) + margin, xs, ys)
+        # Only faces whose grown box holds an uncovered pixel matter: count those pixels with an
+        # integral image, so that faces inside the silhouette never expand into pairs.
+        free = torch.zeros(B, H + 1, W + 1, dtype=torch.long, device=fv.device)
+        free[:, 1:, 1:] = (~covered).long().cumsum(1).cumsum(2)
+        fb = torch.arange(B, device=fv.device).repeat_interleave(F)
+        n_free = free[fb, j_hi, i_hi] - free[fb, j_lo, i_hi] - free[fb, j_hi, i_lo] + free[fb, j_lo, i_lo]
+        box, row, col = expand_ranges(i_lo, i_hi, j_lo, j_hi, n_free > 0)
         b = torch.div(box, F, rounding_mode="floor")
         pix = (b * H + row) * W + col
         keep = ~covered.reshape(-1)[pix]

@@ -1,0 +1,205 @@
+"""DIB-R renderer speed and memory: the binned rasterizer against the dense reference, in one run.
+
+    python benchmarks/render.py [--reps 5] [--cases sphere textured] [--threads 2]
+
+Cases (the issue's):
+  sphere    the 1280-face icosphere template, vertex colours + a directional light, 64x64, batch 16
+  textured  a 6000-face textured torus (256x256 texture), 128x128, batch 4
+Each is rendered by ``Renderer`` (rasterize, shade, soft silhouette) with ``impl="binned"`` and with
+``impl="dense"`` (every face against every pixel for face selection and for the soft mask's pairs).
+"forward" runs under no_grad; "forward+backward" backpropagates ``image.mean() + soft_mask.mean()`` to the
+vertices (and texture). Each measurement runs in a fresh subprocess, so its peak resident memory (max RSS
+minus the RSS before the first render) is its own. The two implementations' outputs are checked to be
+identical first. Prints a table and writes benchmarks/results/render.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CASES = {
+    "sphere": dict(faces="icosphere3", size=64, batch=16),
+    "textured": dict(faces="torus6000", size=128, batch=4),
+}
+MODES = ("forward", "forward+backward")
+IMPLS = ("binned", "dense")
+
+
+def torus(major: int = 60, minor: int = 50, R: float = 0.8, r: float = 0.35):
+    """A (major x minor x 2)-face torus with UVs that run past 1 at the seams (the sampler wraps)."""
+    import torch
+
+    i = torch.arange(major + 1, dtype=torch.float32) / major
+    j = torch.arange(minor + 1, dtype=torch.float32) / minor
+    a, b = torch.meshgrid(i * 2 * math.pi, j * 2 * math.pi, indexing="ij")
+    ring = R + r * torch.cos(b)
+    verts = torch.stack([ring * torch.cos(a), r * torch.sin(b), ring * torch.sin(a)], -1).reshape(-1, 3)
+    uv = torch.stack(torch.meshgrid(i, j, indexing="ij"), -1).reshape(-1, 2)
+    idx = torch.arange((major + 1) * (minor + 1)).view(major + 1, minor + 1)
+    q00, q10, q01, q11 = idx[:-1, :-1], idx[1:, :-1], idx[:-1, 1:], idx[1:, 1:]
+    faces = torch.cat([torch.stack([q00, q01, q11], -1).reshape(-1, 3),
+                       torch.stack([q00, q11, q10], -1).reshape(-1, 3)])
+    return verts, faces, uv[faces]
+
+
+def build(case: str):
+    import torch
+
+    from ganfactory.render import Camera, DirectionalLights, Mesh, icosphere
+
+    cfg = CASES[case]
+    B, S = cfg["batch"], cfg["size"]
+    g = torch.Generator().manual_seed(0)
+    if cfg["faces"] == "icosphere3":
+        v, f = icosphere(3)
+        verts = v[None].repeat(B, 1, 1).requires_grad_(True)
+        params = [verts]
+
+        def mesh():
+            return Mesh(verts, f, vert_colors=(verts.detach() * 0.5 + 0.5))
+    else:
+        v, f, uvs = torus()
+        assert f.shape[0] == 6000
+        verts = v[None].repeat(B, 1, 1).requires_grad_(True)
+        tex = torch.rand(B, 3, 256, 256, generator=g).requires_grad_(True)
+        params = [verts, tex]
+        face_texture = torch.zeros(f.shape[0], dtype=torch.long)
+
+        def mesh():
+            return Mesh(verts, f, face_uvs=uvs, textures=(tex,), face_texture=face_texture)
+    az = torch.arange(B, dtype=torch.float32) * 2 * math.pi / B
+    cam = Camera.orbit(az, torch.full((B,), 0.4), torch.full((B,), 2.8), 0.8, (S, S))
+    lights = DirectionalLights(direction=torch.nn.functional.normalize(torch.tensor([[[0.3, 1.0, 0.5]]]), dim=-1)
+                               .expand(B, 1, 3), diffuse=torch.full((B, 1, 3), 0.7), ambient=torch.full((B, 3), 0.3),
+                               specular=torch.full((B, 1, 3), 0.2))
+    return mesh, cam, lights, params
+
+
+def measure(case: str, impl: str, mode: str, reps: int, threads: int) -> dict:
+    """Runs in the child process."""
+    import torch
+
+    from ganfactory.render import RasterSettings, Renderer
+
+    torch.set_num_threads(threads)
+    mesh, cam, lights, params = build(case)
+    renderer = Renderer(RasterSettings((CASES[case]["size"],) * 2, impl=impl))
+    rss_before = _rss_kb()
+
+    def once():
+        if mode == "forward":
+            with torch.no_grad():
+                out = renderer(mesh(), cam, lights)
+        else:
+            out = renderer(mesh(), cam, lights)
+            (out.image.mean() + out.soft_mask.mean()).backward()
+            for p in params:
+                p.grad = None
+        return out
+
+    once()  # warm-up
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return dict(case=case, impl=impl, mode=mode, reps=reps, threads=threads, median_s=statistics.median(times),
+                min_s=min(times), peak_mb=(peak - rss_before) / 1024)
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def check_identical(case: str) -> dict:
+    """Binned and dense give the same face ids, images and soft masks (and vertex gradients)."""
+    import torch
+
+    from ganfactory.render import RasterSettings, Renderer
+
+    mesh, cam, lights, params = build(case)
+    outs, grads = [], []
+    for impl in IMPLS:
+        out = Renderer(RasterSettings((CASES[case]["size"],) * 2, impl=impl))(mesh(), cam, lights)
+        (out.image.mean() + out.soft_mask.mean()).backward()
+        outs.append(out)
+        grads.append(params[0].grad.clone())
+        params[0].grad = None
+    a, b = outs
+    a, b = (o.__class__(**{k: getattr(o, k).detach() for k in o.__dataclass_fields__}) for o in (a, b))
+    return dict(face_idx_equal=bool(torch.equal(a.face_idx, b.face_idx)),
+                image_max_diff=float((a.image - b.image).abs().max()),
+                soft_mask_max_diff=float((a.soft_mask - b.soft_mask).abs().max()),
+                vert_grad_max_diff=float((grads[0] - grads[1]).abs().max()),
+                coverage=float((a.face_idx >= 0).float().mean()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--dense-reps", type=int, default=2, help="repetitions for the (slow) dense reference")
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "render.json")
+    ap.add_argument("--child", nargs=3, metavar=("CASE", "IMPL", "MODE"), help=argparse.SUPPRESS)
+    ap.add_argument("--check", metavar="CASE", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        case, impl, mode = args.child
+        reps = args.reps if impl == "binned" else args.dense_reps
+        print(json.dumps(measure(case, impl, mode, reps, args.threads)))
+        return
+    if args.check:
+        print(json.dumps(check_identical(args.check)))
+        return
+
+    def child(*extra: str) -> dict:
+        cmd = [sys.executable, __file__, "--reps", str(args.reps), "--dense-reps", str(args.dense_reps),
+               "--threads", str(args.threads), *extra]
+        run = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        return json.loads(run.stdout.strip().splitlines()[-1])
+
+    results, checks = [], {}
+    for case in args.cases:
+        checks[case] = child("--check", case)
+        print(f"{case}: binned vs dense {checks[case]}", flush=True)
+        for mode in MODES:
+            for impl in IMPLS:
+                r = child("--child", case, impl, mode)
+                results.append(r)
+                print(f"  {impl:6s} {mode:16s} {r['median_s'] * 1000:9.1f} ms  peak {r['peak_mb']:8.1f} MB", flush=True)
+
+    rows = ["| case | mode | binned ms | dense ms | speed-up | binned peak MB | dense peak MB | memory ratio |",
+            "|---|---|---|---|---|---|---|---|"]
+    for case in args.cases:
+        for mode in MODES:
+            b = next(r for r in results if r["case"] == case and r["mode"] == mode and r["impl"] == "binned")
+            d = next(r for r in results if r["case"] == case and r["mode"] == mode and r["impl"] == "dense")
+            rows.append(f"| {case} | {mode} | {b['median_s'] * 1000:.1f} | {d['median_s'] * 1000:.1f} | "
+                        f"{d['median_s'] / b['median_s']:.1f}x | {b['peak_mb']:.0f} | {d['peak_mb']:.0f} | "
+                        f"{d['peak_mb'] / max(b['peak_mb'], 1e-9):.1f}x |")
+    table = "\n".join(rows)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(python=platform.python_version(), machine=platform.machine(), cases=CASES,
+                note="peak_mb = max RSS during the runs minus RSS before the first render")
+    args.out.write_text(json.dumps(dict(meta=meta, checks=checks, results=results, table=table), indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
