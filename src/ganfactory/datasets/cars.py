@@ -262,8 +262,8 @@ def _project_keypoints(car: Car, camera: Camera, fine_labels: torch.Tensor, dept
             on_part = torch.isin(fine_labels[rows, cols], wanted)
             if not on_part.any():
                 continue
-            surface = float((depth[rows, cols] - keypoint_depth).abs()[on_part].argmin())
-            surface = float(depth[rows, cols][on_part][int(surface)])
+            candidates = depth[rows, cols][on_part]        # the surfaces of that class near the point
+            surface = float(candidates[(candidates - keypoint_depth).abs().argmin()])
         else:
             surface = float(depth[row, col])
         visible[k] = surface > 0 and keypoint_depth - surface <= settings.keypoint_depth_tolerance

@@ -252,8 +252,8 @@ class _Parser:
                 values[key].append(number)
 
         def rgb(k: str) -> tuple[float, float, float]:
-            v = values.get(k, [])
-            return (v + [0.0, 0.0, 0.0])[:3] if len(v) < 3 else tuple(v[:3])  # type: ignore[return-value]
+            v = (values.get(k, []) + [0.0, 0.0, 0.0])[:3]
+            return (v[0], v[1], v[2])
 
         return AC3DMaterial(name=m.group(1) if m.group(1) is not None else m.group(2), rgb=rgb("rgb"),
                             amb=rgb("amb"), emis=rgb("emis"), spec=rgb("spec"),
