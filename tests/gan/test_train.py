@@ -1,0 +1,136 @@
+"""Training: a few real iterations on a tiny dataset; exact resume; two processes equal one."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganfactory.errors import GanfactoryError
+from ganfactory.gan import load_checkpoint
+from ganfactory.gan.data import load_images
+
+TINY = ["--preset", "cpu32", "--z-dim", "16", "--w-dim", "16", "--channel-base", "128", "--channel-max", "16",
+        "--batch", "4", "--r1-interval", "4", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """24 16x16 images of coloured squares on black."""
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        a = np.zeros((16, 16, 3), np.uint8)
+        y, x = rng.integers(0, 10, 2)
+        a[y:y + 6, x:x + 6] = rng.integers(0, 255, 3)
+        Image.fromarray(a).save(root / f"{i:03d}.png")
+    return root
+
+
+def train_gan(*args, torchrun=0):
+    cmd = [sys.executable, "-m", "ganfactory.cli", "train-gan", *map(str, args)]
+    if torchrun:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}",
+               "-m", "ganfactory.cli", "train-gan", *map(str, args)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def stats(run):
+    return [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+
+
+def test_train_writes_snapshots_samples_and_logs(images, tmp_path):
+    out = tmp_path / "run"
+    train_gan("--data", images, "--out", out, "--kimg", "0.024", "--snapshot-kimg", "0.012", *TINY)
+    rows = stats(out)
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    assert all(np.isfinite([r["loss_G"], r["loss_D"]]).all() for r in rows)
+    assert "r1_penalty" in rows[0] and "r1_penalty" in rows[4] and "r1_penalty" not in rows[1]
+    snaps = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snaps == ["snapshot-000000.012kimg", "snapshot-000000.024kimg"]
+    assert json.loads((out / "latest.json").read_text())["snapshot"] == "snapshots/snapshot-000000.024kimg"
+    ck = load_checkpoint(out / "snapshots" / snaps[-1])
+    assert ck.generator.img_resolution == 16 and ck.extra["kimg"] == 0.024
+    cfg = ck.extra["train_config"]
+    assert cfg["r1_gamma"] == 0.01 and cfg["ema_kimg"] == 4 * 10 / 32  # the preset's gamma, NVlabs' auto ema
+    assert len(list((out / "samples").iterdir())) == 2 and (out / "reals.png").is_file()
+    assert len((out / "log.txt").read_text().splitlines()) == 2
+
+
+def test_resume_continues_exactly(images, tmp_path):
+    common = ["--data", images, "--kimg", "0.040", "--snapshot-kimg", "0.020", "--mirror", *TINY]
+    train_gan("--out", tmp_path / "a", *common)
+    train_gan("--out", tmp_path / "b", *common[:2], "--kimg", "0.020", *common[4:])
+    train_gan("--out", tmp_path / "b", *common, "--resume")
+    a, b = stats(tmp_path / "a"), stats(tmp_path / "b")
+    assert [r["step"] for r in b] == list(range(1, 11))
+    for ra, rb in zip(a, b, strict=True):
+        assert {k: v for k, v in ra.items() if k != "sec_per_kimg"} == {k: v for k, v in rb.items()
+                                                                         if k != "sec_per_kimg"}
+    ga = load_checkpoint(tmp_path / "a" / "snapshots" / "snapshot-000000.040kimg")
+    gb = load_checkpoint(tmp_path / "b" / "snapshots" / "snapshot-000000.040kimg")
+    for (k, va), vb in zip(ga.generator.state_dict().items(), gb.generator.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+
+
+def test_two_processes_equal_one(images, tmp_path):
+    # Minibatch-stddev groups samples within each process, so it is off for an exact comparison.
+    common = ["--data", images, "--kimg", "0.024", "--snapshot-kimg", "0.024", *TINY, "--batch", "8",
+              "--mbstd-num-channels", "0"]
+    train_gan("--out", tmp_path / "one", *common)
+    train_gan("--out", tmp_path / "two", *common, torchrun=2)
+    one, two = stats(tmp_path / "one"), stats(tmp_path / "two")
+    assert len(one) == len(two) == 3
+    for r1, r2 in zip(one, two, strict=True):
+        for k in ("loss_G", "loss_D", "D_real", "D_fake"):
+            assert r1[k] == pytest.approx(r2[k], rel=1e-4, abs=1e-5), (k, r1, r2)
+    g1 = load_checkpoint(tmp_path / "one" / "snapshots" / "snapshot-000000.024kimg").generator.state_dict()
+    g2 = load_checkpoint(tmp_path / "two" / "snapshots" / "snapshot-000000.024kimg").generator.state_dict()
+    for k in g1:
+        assert torch.allclose(g1[k], g2[k], rtol=1e-4, atol=1e-5), k
+
+
+def test_data_errors(tmp_path):
+    (tmp_path / "mixed").mkdir()
+    Image.new("RGB", (16, 16)).save(tmp_path / "mixed" / "a.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "mixed" / "b.png")
+    with pytest.raises(GanfactoryError, match="mixed image sizes"):
+        load_images(tmp_path / "mixed", progress=False)
+    (tmp_path / "odd").mkdir()
+    Image.new("RGB", (24, 24)).save(tmp_path / "odd" / "a.png")
+    with pytest.raises(GanfactoryError, match="power-of-two"):
+        load_images(tmp_path / "odd", progress=False)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.png").write_bytes(b"not a png")
+    with pytest.raises(GanfactoryError, match="unreadable image"):
+        load_images(tmp_path / "bad", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GanfactoryError, match="no images found"):
+        load_images(tmp_path / "empty", progress=False)
+
+
+def test_zip_and_labeled_dataset_inputs(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "imgs.zip", "w") as zf:
+        for i in range(3):
+            img = Image.new("RGB", (8, 8), (i * 50, 0, 0))
+            path = tmp_path / f"{i}.png"
+            img.save(path)
+            zf.write(path, f"sub/{i}.png")
+    x = load_images(tmp_path / "imgs.zip", progress=False)
+    assert x.shape == (3, 3, 8, 8) and x[2, 0, 0, 0] == 100
+    ds = tmp_path / "ds"
+    (ds / "images").mkdir(parents=True)
+    (ds / "labels").mkdir()
+    (ds / "dataset.json").write_text("{}")
+    Image.new("RGB", (8, 8)).save(ds / "images" / "000.png")
+    Image.new("L", (8, 8)).save(ds / "labels" / "000.png")
+    assert load_images(ds, progress=False).shape == (1, 3, 8, 8)
