@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ganfactory.errors import GanfactoryError
+
 __all__ = ["DEFAULT_TORCS_ROOT", "TorcsNotFound", "find_torcs_root"]
 
 DEFAULT_TORCS_ROOT = Path("/usr/share/games/torcs")
 """Where Debian's torcs-data installs the cars (``cars/<car>/``) and 3-D wheels (``wheels/<set>/``)."""
 
 
-class TorcsNotFound(FileNotFoundError):
-    """The TORCS data is not where we looked; the message says how to install or point to it."""
+class TorcsNotFound(GanfactoryError, FileNotFoundError):
+    """The TORCS data is not where we looked; the message says how to install or point to it (a GanfactoryError,
+    so the CLI prints it as one line)."""
 
 
 def find_torcs_root(torcs_root: str | Path | None = None) -> Path:

@@ -1,0 +1,224 @@
+"""Build a split of the cars benchmark as a LabeledDataset (``ganfactory cars build``).
+
+Why processes with one thread each: a 64 px render is a few small tensor ops, which one thread runs
+faster than two fighting over the cores; a pool of single-threaded workers, each holding its assembled
+cars, keeps both cores busy. The main process only validates, encodes and writes, in dataset order, so
+the bytes written do not depend on the number of workers (every sample depends on its seed alone).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import itertools
+import multiprocessing
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ganfactory import __version__
+from ganfactory.datasets.car_assembly import CAR_IDS, KEYPOINT_NAMES, NAMED_CAR_IDS, Car, assemble_car, save_car_mesh
+from ganfactory.datasets.cars import RenderSettings, render_car_sample
+from ganfactory.datasets.labeled import (
+    DEFAULT_SHARD_SIZE,
+    LabeledDatasetError,
+    LabeledSample,
+    Schema,
+    finish_dataset,
+    missing_shards,
+    plan_dataset,
+    write_shard,
+)
+from ganfactory.datasets.parts import CLASS_COLORS, class_names
+from ganfactory.datasets.torcs import find_torcs_root
+from ganfactory.datasets.variation import SPLITS, VariationSettings, sample_variation, split_seeds
+
+__all__ = ["BuildSettings", "build_split", "car_sample_record", "cars_schema", "split_car_ids"]
+
+MESH_SPLITS = ("test3d",)
+"""Splits that also write every car's ground-truth mesh to ``meshes/<car>.glb``."""
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What a split build writes; everything here is recorded in dataset.json's provenance."""
+
+    split: str
+    """A key of ``SPLITS``: gan-train, few, full, test, test3d."""
+    resolution: int = 64
+    n: int | None = None
+    """Only the split's first ``n`` seeds (quick runs); None = the whole split."""
+    class_set: str = "cars-13"
+    """``cars-13`` (fine classes) or ``cars-8``."""
+    supersample: int = 2
+    shard_size: int = DEFAULT_SHARD_SIZE
+    torcs_root: str | None = None
+    """None = the Debian location."""
+
+    def render_settings(self) -> RenderSettings:
+        return RenderSettings(resolution=self.resolution, supersample=self.supersample, class_set=self.class_set,
+                              variation=VariationSettings())
+
+
+def split_car_ids(split: str) -> tuple[str, ...]:
+    """The cars a split draws from: all 17 or the 11 with part labels (BENCHMARK.md)."""
+    if split not in SPLITS:
+        raise LabeledDatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    return CAR_IDS if SPLITS[split].cars == "all" else NAMED_CAR_IDS
+
+
+def cars_schema(class_set: str) -> Schema:
+    """Classes of ``cars-13`` or ``cars-8`` (id = position, colours of CLASS_COLORS) and the 8 keypoints."""
+    return Schema.from_names(class_names(class_set), CLASS_COLORS, KEYPOINT_NAMES)
+
+
+def car_sample_record(car: Car, seed: int, settings: RenderSettings, car_ids: tuple[str, ...]) -> LabeledSample:
+    """Render seed ``seed`` (its car is ``car_ids[seed % len(car_ids)]``) as a LabeledSample with the metadata
+    of BENCHMARK.md: car, seed, OpenCV camera (TORCS frame, metres), view, light, livery, background."""
+    variation = sample_variation(seed, car_ids, settings.variation)
+    sample = render_car_sample(car, variation, settings)
+    image = (sample.image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    keypoints = []
+    for (u, v), visible in zip(sample.keypoints_px.tolist(), sample.keypoints_visible.tolist(), strict=True):
+        available = not (np.isnan(u) or np.isnan(v))
+        keypoints.append([u if available else None, v if available else None, int(bool(visible) and available)])
+    meta = {
+        "car_id": car.car_id, "seed": int(seed), "labels_trusted": car.labels_trusted,
+        "camera": {"K": sample.K.tolist(), "R": sample.R.tolist(), "t": sample.t.tolist()},
+        "azimuth_deg": variation.azimuth_deg, "elevation_deg": variation.elevation_deg,
+        "distance_scale": variation.distance_scale, "target_offset": list(variation.target_offset),
+        "fov_deg": variation.fov_deg,
+        "light": {"direction": list(variation.light_direction), "azimuth_deg": variation.light_azimuth_deg,
+                  "elevation_deg": variation.light_elevation_deg, "intensity": variation.light_intensity,
+                  "ambient": variation.ambient},
+        "livery": {"hue_shift": variation.hue_shift, "brightness": variation.brightness},
+        "background_kind": variation.background_kind,
+    }
+    return LabeledSample(id=f"{seed:08d}", image=np.ascontiguousarray(image),
+                         label=sample.labels.to(torch.uint8).numpy(), keypoints=keypoints, meta=meta)
+
+
+@dataclass(frozen=True)
+class _SeedRenderer:
+    """Renders seeds of one split; one per worker process, holding that worker's assembled cars."""
+
+    cars: dict[str, Car]
+    car_ids: tuple[str, ...]
+    settings: RenderSettings
+
+    def __call__(self, seed: int) -> LabeledSample:
+        car = self.cars[self.car_ids[seed % len(self.car_ids)]]
+        return car_sample_record(car, seed, self.settings, self.car_ids)
+
+
+_WORKER: list[_SeedRenderer] = []      # the worker process's renderer (set by _init_worker)
+
+
+def _init_worker(car_ids: tuple[str, ...], torcs_root: str | None, settings: RenderSettings) -> None:
+    torch.set_num_threads(1)
+    _WORKER[:] = [_SeedRenderer({c: assemble_car(c, torcs_root) for c in car_ids}, car_ids, settings)]
+
+
+def _render_in_worker(seed: int) -> LabeledSample:
+    return _WORKER[0](seed)
+
+
+def _provenance(settings: BuildSettings, car_ids: tuple[str, ...], torcs_root: Path) -> dict:
+    seeds = split_seeds(settings.split, settings.n)
+    render = settings.render_settings()
+    versions = {}
+    for package in ("torch", "numpy", "pillow"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "producer": "ganfactory cars build", "ganfactory_version": __version__,
+        "benchmark": "cars", "split": settings.split, "seeds": [seeds.start, seeds.stop],
+        "seed_to_car": "car_ids[seed % len(car_ids)]", "car_ids": list(car_ids),
+        "labels_trusted_car_ids": [c for c in car_ids if c in NAMED_CAR_IDS],
+        "render": {k: v for k, v in dataclasses.asdict(render).items() if k != "variation"},
+        "variation": dataclasses.asdict(render.variation), "torcs_root": str(torcs_root),
+        "frames": "camera: OpenCV x_cv = R X + t, X in the TORCS car frame (x forward, y left, z up, metres); "
+                  "keypoints: pixels, pixel centres at integers",
+        "versions": versions,
+    }
+
+
+def build_split(out: str | Path, settings: BuildSettings, workers: int = 2, progress: bool = True) -> Path:
+    """Render ``settings.split`` into the LabeledDataset ``out``; resumes a killed build. Returns dataset.json.
+
+    The output is the same bytes for any ``workers`` (>= 1: 1 renders in this process on one thread).
+    test3d also writes ``meshes/<car>.glb`` (parts, metres, TORCS frame) for its cars.
+    """
+    if settings.split not in SPLITS:
+        raise LabeledDatasetError(f"unknown split {settings.split!r}; choose one of {', '.join(SPLITS)}")
+    if settings.resolution < 8:
+        raise LabeledDatasetError(f"--res must be at least 8, got {settings.resolution}")
+    if settings.n is not None and settings.n < 1:
+        raise LabeledDatasetError(f"--n must be at least 1, got {settings.n}")
+    if workers < 1:
+        raise LabeledDatasetError(f"--workers must be at least 1, got {workers}")
+    try:
+        class_names(settings.class_set)
+    except ValueError as e:
+        raise LabeledDatasetError(str(e)) from None
+    torcs_root = find_torcs_root(settings.torcs_root)
+    car_ids = split_car_ids(settings.split)
+    seeds = split_seeds(settings.split, settings.n)
+    render = settings.render_settings()
+    plan = plan_dataset(out, cars_schema(settings.class_set), len(seeds), settings.shard_size,
+                        _provenance(settings, car_ids, torcs_root))
+    if settings.split in MESH_SPLITS:
+        _write_meshes(plan.root / "meshes", car_ids, str(torcs_root))
+    todo = missing_shards(plan)
+    total = sum(len(plan.shard_range(i)) for i in todo)
+    if todo:
+        todo_seeds = [seeds[i] for shard in todo for i in plan.shard_range(shard)]
+        bar = tqdm(total=total, desc=f"cars {settings.split}", unit="img", disable=not progress, smoothing=0.05)
+        with bar:
+            if workers == 1:
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+                try:
+                    renderer = _SeedRenderer({c: assemble_car(c, torcs_root) for c in car_ids}, car_ids, render)
+                    _write_shards(plan, todo, map(renderer, todo_seeds), bar)
+                finally:
+                    torch.set_num_threads(threads)
+            else:
+                context = multiprocessing.get_context("spawn")
+                with context.Pool(min(workers, os.cpu_count() or workers), initializer=_init_worker,
+                                  initargs=(car_ids, str(torcs_root), render)) as pool:
+                    _write_shards(plan, todo, pool.imap(_render_in_worker, todo_seeds, chunksize=4), bar)
+    return finish_dataset(plan, coco_object="car")
+
+
+def _write_shards(plan, shards: list[int], samples: Iterator[LabeledSample], bar: tqdm) -> None:
+    """Consume ``samples`` (in dataset order over ``shards``) shard by shard."""
+    samples = iter(samples)
+    for shard in shards:
+        chunk = itertools.islice(samples, len(plan.shard_range(shard)))
+        write_shard(plan, shard, _counted(chunk, bar))
+
+
+def _counted(samples: Iterator[LabeledSample], bar: tqdm) -> Iterator[LabeledSample]:
+    for sample in samples:
+        yield sample
+        bar.update(1)
+
+
+def _write_meshes(directory: Path, car_ids: tuple[str, ...], torcs_root: str) -> None:
+    """Each car's ground-truth mesh once (skipped when present), written to a temporary name then renamed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for car_id in car_ids:
+        path = directory / f"{car_id}.glb"
+        if path.is_file():
+            continue
+        tmp = directory / f".tmp-{car_id}.glb"
+        save_car_mesh(assemble_car(car_id, torcs_root), tmp)
+        os.replace(tmp, path)
