@@ -55,7 +55,7 @@ def test_lighting():
 
 
 def test_full_render_image_and_soft_mask_wrt_vertices_colours_and_camera(h):
-    mesh = h.sphere_mesh(1, level=1, dtype=D)
+    mesh = h.sphere_mesh(1, level=0, dtype=D)
     colors = torch.rand(1, mesh.num_verts, 3, dtype=D, requires_grad=True)
     verts = (mesh.verts * 0.9).requires_grad_(True)
     renderer = Renderer(RasterSettings((10, 10)))
