@@ -28,9 +28,11 @@ Coverage
     face's 2D bounding box (half-open, kaolin's rule), then covered when all three barycentrics are >= 0.
 
 Winding and culling
-    A face is front-facing when its corners run counter-clockwise in the image (x right, y up), i.e. when
-    its view-space normal ``cross(v1 - v0, v2 - v0)`` has z >= 0 (kaolin's ``face_normals_z >= 0``).
-    Back faces are culled unless the face is two-sided.
+    A face is front-facing when its corners run counter-clockwise in the image (x right, y up); for a
+    mesh that means counter-clockwise seen from outside, its normal ``cross(v1 - v0, v2 - v0)`` pointing
+    out. The renderer culls by this image-space winding (exact under perspective); ``kaolin_compat``
+    culls by the caller's ``face_normals_z >= 0`` as kaolin does. Two-sided faces are never culled.
+    Faces with a corner at or behind the camera plane (z_view >= 0) are not drawn (no clipping).
 
 Depth
     Visibility keeps, per pixel, the face with the LARGEST view z (nearest; z < 0 in front), z being
