@@ -15,7 +15,7 @@ from ganfactory.gan import load_checkpoint
 from ganfactory.gan.data import load_images
 
 TINY = ["--preset", "cpu32", "--z-dim", "16", "--w-dim", "16", "--channel-base", "128", "--channel-max", "16",
-        "--batch", "4", "--r1-interval", "4", "--no-progress"]
+        "--batch", "4", "--r1-interval", "4", "--metric-generated", "16", "--metric-real", "16", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,10 @@ def test_train_writes_snapshots_samples_and_logs(images, tmp_path):
     assert cfg["r1_gamma"] == 0.01 and cfg["ema_kimg"] == 4 * 10 / 32  # the preset's gamma, NVlabs' auto ema
     assert len(list((out / "samples").iterdir())) == 2 and (out / "reals.png").is_file()
     assert len((out / "log.txt").read_text().splitlines()) == 2
+    kids = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [k["snapshot"] for k in kids] == [f"snapshots/{s}" for s in snaps]
+    best = json.loads((out / "best.json").read_text())
+    assert best["kid"] == min(k["kid"] for k in kids)
 
 
 def test_resume_continues_exactly(images, tmp_path):

@@ -35,6 +35,7 @@ from ganfactory.gan import augment as aug
 from ganfactory.gan.data import load_images
 from ganfactory.gan.io.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ganfactory.gan.loss import d_logistic_loss, g_nonsaturating_loss, path_lengths, r1_penalty
+from ganfactory.gan.metrics import FeatureNet, compute_kid
 from ganfactory.gan.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from ganfactory.gan.sampling import image_grid, seeds_to_z, to_uint8
 
@@ -79,6 +80,10 @@ class TrainConfig:
     snapshot_kimg: float = 10.0
     sample_seeds: int = 16
     """Images in each snapshot's sample grid."""
+    metric_generated: int = 1000
+    """Samples for KID at each snapshot (0 = no metric)."""
+    metric_real: int = 5000
+    """Real images (evenly spaced through the dataset) for KID's reference features."""
     max_images: int | None = None
     seed: int = 0
     device: str = "cpu"
@@ -193,6 +198,8 @@ class Trainer:
         self.pl_mean = torch.zeros([], device=self.device)
         self.skipped_steps = 0
         self.interrupted = False
+        self._feature_net = FeatureNet() if self.cfg.metric_generated else None
+        self._real_features = None
         if resume is not None:
             self._load_snapshot(Path(resume))
 
@@ -389,6 +396,27 @@ class Trainer:
         Image.fromarray(image_grid(to_uint8(img.cpu()))).save(path)
         return path
 
+    def evaluate(self, snapshot: Path) -> str:
+        """KID of G_ema against the real reference features; keeps best.json pointing at the lowest."""
+        cfg = self.cfg
+        if not cfg.metric_generated:
+            return ""
+        if self._real_features is None:
+            idx = torch.linspace(0, len(self.images) - 1, min(cfg.metric_real, len(self.images))).long()
+            self._real_features = self._feature_net.features(self.images[idx])
+        value = compute_kid(self.G_ema, self._real_features, cfg.metric_generated, net=self._feature_net,
+                            device=self.device)
+        row = {"kimg": self.nimg / 1000, "kid": value, "snapshot": str(snapshot.relative_to(self.out))}
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        best_path = self.out / "best.json"
+        best = json.loads(best_path.read_text()) if best_path.is_file() else None
+        if best is None or value < best["kid"]:
+            tmp = self.out / "best.json.tmp"
+            tmp.write_text(json.dumps(row) + "\n")
+            os.replace(tmp, best_path)
+        return f"  KID {value * 1e3:.2f}e-3"
+
     # -- the loop ------------------------------------------------------------------------------------
 
     def run(self) -> dict:
@@ -419,12 +447,13 @@ class Trainer:
                 if self.nimg >= next_snapshot or self.nimg >= total or self.interrupted:
                     next_snapshot += int(cfg.snapshot_kimg * 1000)
                     if main:
-                        snap = self.save_snapshot()
-                        grid = self.save_samples()
                         elapsed = time.time() - t_start
                         rate = elapsed / max(self.nimg - nimg_start, 1) * 1000
+                        snap = self.save_snapshot()
+                        grid = self.save_samples()
+                        metric = self.evaluate(snap)
                         msg = (f"kimg {self.nimg / 1000:.2f}  s/kimg {rate:.1f}  loss_G {last['loss_G']:.4f}  "
-                               f"loss_D {last['loss_D']:.4f}  snapshot {snap.name}  samples {grid.name}")
+                               f"loss_D {last['loss_D']:.4f}{metric}  snapshot {snap.name}  samples {grid.name}")
                         log.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
                         log.flush()
                         stats_file.flush()
