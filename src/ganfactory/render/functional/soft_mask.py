@@ -4,8 +4,9 @@ A covered pixel has mask 1 and no gradient. An uncovered pixel looks at the face
 grown by ``boxlen``, contains it (the first ``knum`` in face order), takes for each the squared distance
 ``d2`` to the nearest edge segment or corner, and combines them as ``1 - prod(1 - exp(-sigmainv d2))``.
 These are kaolin's semantics and defaults; coordinates are scaled by ``multiplier`` first, as kaolin's
-kernels do, and kaolin's small constant (``KAOLIN_EPS``) sits in the line-distance denominator, so that values
-match kaolin's CUDA output to float64 rounding and gradients to about 1e-9 relative.
+kernels do, and kaolin's small constants sit where kaolin puts them (``KAOLIN_EPS`` in the line-distance
+denominator, ``PROD_EPS`` in the product rule), so that values and gradients match kaolin's CUDA output
+to float64 rounding.
 
 Two implementations: ``"binned"`` builds only the (uncovered pixel, nearby face) pairs from each face's
 box, ``"dense"`` (the reference) finds them by testing every face at every pixel and ranks them with a
@@ -20,10 +21,13 @@ from torch import Tensor
 from ganfactory.render.conventions import SCREEN_MULTIPLIER, pixel_centers
 from ganfactory.render.functional.rasterize import IMPLS, box_ranges, dense_face_chunks, expand_ranges
 
-__all__ = ["soft_silhouette", "point_face_sq_distance", "KAOLIN_EPS"]
+__all__ = ["soft_silhouette", "point_face_sq_distance", "KAOLIN_EPS", "PROD_EPS"]
 
 KAOLIN_EPS = 1e-7
 """kaolin's EPS in the point-to-line distance denominator (scaled units)."""
+
+PROD_EPS = 1e-10
+"""kaolin's EPS in the product rule's ``1 - p_k`` (backward only)."""
 
 
 def point_face_sq_distance(v: Tensor, px: Tensor, py: Tensor, multiplier: float) -> Tensor:
@@ -60,29 +64,23 @@ def _first_min(d: Tensor) -> Tensor:
 
 
 class _OneMinusProd(torch.autograd.Function):
-    """``1 - prod_k (1 - p_k)`` over the pairs of each pixel (a scatter product), with its exact gradient.
+    """``1 - prod_k (1 - p_k)`` over the pairs of each pixel (a scatter product), with kaolin's gradient.
 
-    d/dp_k = prod_{i != k} (1 - p_i), computed from the product of the non-zero factors and the count of
-    zero factors, so that it stays exact when some p_k = 1 (a pixel on a corner).
+    d/dp_k = prod_{i != k} (1 - p_i), computed as kaolin's backward does: ``prod / (1 - p_k + PROD_EPS)``.
+    It stays finite when some p_k = 1, and it reproduces kaolin's CUDA gradients to float64 rounding.
     """
 
     @staticmethod
     def forward(ctx, p: Tensor, pix: Tensor, num_pixels: int) -> Tensor:
         q = 1.0 - p
-        zero = q == 0
-        q_safe = torch.where(zero, torch.ones_like(q), q)
-        ones = torch.ones(num_pixels, dtype=p.dtype, device=p.device)
-        prod_nonzero = ones.scatter_reduce(0, pix, q_safe, "prod")
-        n_zero = torch.zeros(num_pixels, dtype=torch.long, device=p.device).index_add_(0, pix, zero.long())
-        ctx.save_for_backward(q_safe, zero, pix, prod_nonzero, n_zero)
-        return 1.0 - torch.where(n_zero > 0, torch.zeros_like(prod_nonzero), prod_nonzero)
+        prod = torch.ones(num_pixels, dtype=p.dtype, device=p.device).scatter_reduce(0, pix, q, "prod")
+        ctx.save_for_backward(q, pix, prod)
+        return 1.0 - prod
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        q_safe, zero, pix, prod_nonzero, n_zero = ctx.saved_tensors
-        nz = n_zero[pix]
-        others = torch.where(zero, (nz == 1) * prod_nonzero[pix], (nz == 0) * prod_nonzero[pix] / q_safe)
-        return grad[pix] * others, None, None
+        q, pix, prod = ctx.saved_tensors
+        return (grad * prod)[pix] / (q + PROD_EPS), None, None
 
 
 def soft_silhouette(
