@@ -23,8 +23,9 @@ def register(sub) -> None:
         description="Reads the TORCS cars; writes --out as a LabeledDataset: images/<shard>/<id>.png, "
                     "labels/<shard>/<id>.png (uint8 class ids), meta/<shard>.jsonl (keypoints, camera, car, seed, "
                     "light, background), coco.json, dataset.json (written last); test3d also writes "
-                    "meshes/<car>.glb. Same split and seeds give the same bytes for any --workers. A killed build "
-                    "resumes at its first missing shard when run again with the same arguments.")
+                    "meshes/<car>.glb (each car its samples show). Same split and seeds give the same bytes for "
+                    "any --workers. A killed build resumes at its first missing shard when run again with the same "
+                    "arguments.")
     b.add_argument("--split", required=True, choices=list(SPLITS))
     b.add_argument("--res", type=int, default=64, help="image side in pixels (64 default, 128 supported)")
     b.add_argument("--n", type=int, default=None, help="only the split's first N seeds (quick runs)")

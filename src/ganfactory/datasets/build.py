@@ -105,23 +105,27 @@ def car_sample_record(car: Car, seed: int, settings: RenderSettings, car_ids: tu
 
 @dataclass(frozen=True)
 class _SeedRenderer:
-    """Renders seeds of one split; one per worker process, holding that worker's assembled cars."""
+    """Renders seeds of one split; one per worker process. Cars are assembled on first use and kept, so a
+    worker assembles each car once (and a quick build only the cars it needs)."""
 
-    cars: dict[str, Car]
     car_ids: tuple[str, ...]
+    torcs_root: str
     settings: RenderSettings
+    cars: dict[str, Car] = dataclasses.field(default_factory=dict)
 
     def __call__(self, seed: int) -> LabeledSample:
-        car = self.cars[self.car_ids[seed % len(self.car_ids)]]
-        return car_sample_record(car, seed, self.settings, self.car_ids)
+        car_id = self.car_ids[seed % len(self.car_ids)]
+        if car_id not in self.cars:
+            self.cars[car_id] = assemble_car(car_id, self.torcs_root)
+        return car_sample_record(self.cars[car_id], seed, self.settings, self.car_ids)
 
 
 _WORKER: list[_SeedRenderer] = []      # the worker process's renderer (set by _init_worker)
 
 
-def _init_worker(car_ids: tuple[str, ...], torcs_root: str | None, settings: RenderSettings) -> None:
+def _init_worker(car_ids: tuple[str, ...], torcs_root: str, settings: RenderSettings) -> None:
     torch.set_num_threads(1)
-    _WORKER[:] = [_SeedRenderer({c: assemble_car(c, torcs_root) for c in car_ids}, car_ids, settings)]
+    _WORKER[:] = [_SeedRenderer(car_ids, torcs_root, settings)]
 
 
 def _render_in_worker(seed: int) -> LabeledSample:
@@ -154,7 +158,7 @@ def build_split(out: str | Path, settings: BuildSettings, workers: int = 2, prog
     """Render ``settings.split`` into the LabeledDataset ``out``; resumes a killed build. Returns dataset.json.
 
     The output is the same bytes for any ``workers`` (>= 1: 1 renders in this process on one thread).
-    test3d also writes ``meshes/<car>.glb`` (parts, metres, TORCS frame) for its cars.
+    test3d also writes ``meshes/<car>.glb`` (parts, metres, TORCS frame) for each car its samples show.
     """
     if settings.split not in SPLITS:
         raise LabeledDatasetError(f"unknown split {settings.split!r}; choose one of {', '.join(SPLITS)}")
@@ -175,7 +179,8 @@ def build_split(out: str | Path, settings: BuildSettings, workers: int = 2, prog
     plan = plan_dataset(out, cars_schema(settings.class_set), len(seeds), settings.shard_size,
                         _provenance(settings, car_ids, torcs_root))
     if settings.split in MESH_SPLITS:
-        _write_meshes(plan.root / "meshes", car_ids, str(torcs_root))
+        used = tuple(c for c in car_ids if c in {car_ids[seed % len(car_ids)] for seed in seeds})
+        _write_meshes(plan.root / "meshes", used, str(torcs_root))
     todo = missing_shards(plan)
     total = sum(len(plan.shard_range(i)) for i in todo)
     if todo:
@@ -186,7 +191,7 @@ def build_split(out: str | Path, settings: BuildSettings, workers: int = 2, prog
                 threads = torch.get_num_threads()
                 torch.set_num_threads(1)
                 try:
-                    renderer = _SeedRenderer({c: assemble_car(c, torcs_root) for c in car_ids}, car_ids, render)
+                    renderer = _SeedRenderer(car_ids, str(torcs_root), render)
                     _write_shards(plan, todo, map(renderer, todo_seeds), bar)
                 finally:
                     torch.set_num_threads(threads)
