@@ -1,10 +1,12 @@
 """Datasets: the cars benchmark built from TORCS' cars.
 
 ``assemble_car`` (body, wheels, part labels, keypoints), ``sample_variation`` (everything a seed
-decides) and ``render_car_sample`` (image, label map, keypoints with visibility, camera). The split
-writer (LabeledDataset, COCO) and the ``ganfactory cars`` CLI build on these.
+decides) and ``render_car_sample`` (image, label map, keypoints with visibility, camera). The generic
+LabeledDataset format (``labeled``: writer, reader, COCO) and the split builder (``build_split``, behind
+``ganfactory cars build``) build on these.
 """
 
+from ganfactory.datasets.build import BuildSettings, build_split, car_sample_record, cars_schema, split_car_ids
 from ganfactory.datasets.car_assembly import (
     CAR_IDS,
     KEYPOINT_NAMES,
@@ -26,6 +28,15 @@ from ganfactory.datasets.cars import (
     camera_for,
     contact_sheet,
     render_car_sample,
+)
+from ganfactory.datasets.labeled import (
+    ClassInfo,
+    LabeledDataset,
+    LabeledDatasetError,
+    LabeledSample,
+    Schema,
+    write_coco,
+    write_labeled_dataset,
 )
 from ganfactory.datasets.parts import (
     CARS8,
@@ -58,18 +69,27 @@ __all__ = [
     "NAMED_CAR_IDS",
     "SPLITS",
     "WHEEL_POSITIONS",
+    "BuildSettings",
     "Car",
     "CarSample",
     "CarSpec",
+    "ClassInfo",
+    "LabeledDataset",
+    "LabeledDatasetError",
+    "LabeledSample",
     "LightSpec",
     "RenderSettings",
     "SampleVariation",
+    "Schema",
     "SplitSpec",
     "TorcsNotFound",
     "VariationSettings",
     "WheelSpec",
     "assemble_car",
+    "build_split",
     "camera_for",
+    "car_sample_record",
+    "cars_schema",
     "class_names",
     "classify_body_object",
     "classify_wheel_object",
@@ -82,5 +102,8 @@ __all__ = [
     "render_car_sample",
     "sample_variation",
     "save_car_mesh",
+    "split_car_ids",
     "split_seeds",
+    "write_coco",
+    "write_labeled_dataset",
 ]
