@@ -3,8 +3,9 @@
     python benchmarks/generator.py --nvlabs-repo PATH [--res 64 256] [--batch 8] [--reps 5]
 
 PATH is a checkout of NVlabs/stylegan2-ada-pytorch (never committed here; it needs `requests` importable).
-Each measurement runs in a fresh subprocess so that its peak resident memory is its own. Both
-implementations get identical weights; the script checks their images agree before timing.
+Time: both implementations in one process, calls interleaved, best of --reps, so that other load on
+the machine hits both alike. Memory: each implementation in a fresh subprocess, peak resident set after
+a forward pass. Both get identical weights; the table shows how far their images differ.
 Prints a table and writes benchmarks/results/generator.json.
 """
 
@@ -37,8 +38,8 @@ def _nvlabs_kwargs(cfg: dict) -> dict:
                                       conv_clamp=cfg["conv_clamp"], num_fp16_res=0))
 
 
-def measure(impl: str, res: int, batch: int, reps: int, nvlabs_repo: str | None) -> dict:
-    """Runs inside the subprocess: build, check, time; returns seconds per batch and peak RSS."""
+def _build(impl: str, res: int, nvlabs_repo: str | None):
+    """(forward function, ws, our generator) for one implementation with the shared seeded weights."""
     import torch
 
     from ganfactory.gan import Generator, GeneratorConfig
@@ -49,34 +50,44 @@ def measure(impl: str, res: int, batch: int, reps: int, nvlabs_repo: str | None)
         for name, p in ours.named_parameters():
             if name.endswith("noise_strength"):
                 p.fill_(0.1)
-    ws = ours.mapping(torch.randn(batch, ours.z_dim, generator=torch.Generator().manual_seed(1)), truncation_psi=0.7)
-    ws = ws.detach()
-    if impl == "nvlabs":
-        sys.path.insert(0, nvlabs_repo)
-        from training.networks import Generator as NvGenerator
+    if impl == "ours":
+        return (lambda ws: ours.synthesis(ws, noise_mode="const")), ours
+    sys.path.insert(0, nvlabs_repo)
+    from training.networks import Generator as NvGenerator
 
-        G = NvGenerator(**_nvlabs_kwargs(CONFIGS[res])).eval()
-        G.load_state_dict(ours.state_dict())
+    nv = NvGenerator(**_nvlabs_kwargs(CONFIGS[res])).eval()
+    nv.load_state_dict(ours.state_dict())
+    return (lambda ws: nv.synthesis(ws, noise_mode="const", force_fp32=True)), ours
 
-        def forward():
-            return G.synthesis(ws, noise_mode="const", force_fp32=True)
-    else:
-        G = ours
 
-        def forward():
-            return G.synthesis(ws, noise_mode="const")
+def measure(mode: str, impls: list[str], res: int, batch: int, reps: int, nvlabs_repo: str | None) -> dict:
+    """Runs inside a subprocess. mode 'time': all impls in this process, calls interleaved so that load
+    from other processes hits them alike; the best of ``reps`` counts. mode 'memory': one impl, peak RSS."""
+    import torch
 
+    built = {impl: _build(impl, res, nvlabs_repo) for impl in impls}
+    ours = built[impls[0]][1]
+    ws = ours.mapping(torch.randn(batch, ours.z_dim, generator=torch.Generator().manual_seed(1)),
+                      truncation_psi=0.7).detach()
+    out = {}
     with torch.no_grad():
-        img = forward()
-        check = float((img - ours.synthesis(ws)).abs().max())
-        times = []
+        reference = ours.synthesis(ws)
+        for impl, (forward, _) in built.items():
+            out[impl] = {"max_diff_vs_ours": float((forward(ws) - reference).abs().max()), "times": []}
+        if mode == "memory":
+            return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         for _ in range(reps):
-            t0 = time.perf_counter()
-            forward()
-            times.append(time.perf_counter() - t0)
-    best = min(times)  # the least disturbed run: other processes on a shared machine only add time
-    return dict(impl=impl, res=res, batch=batch, seconds_per_batch=best, images_per_s=batch / best,
-                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, max_diff_vs_ours=check)
+            for impl, (forward, _) in built.items():
+                t0 = time.perf_counter()
+                forward(ws)
+                out[impl]["times"].append(time.perf_counter() - t0)
+    return {impl: {"seconds_per_batch": min(v["times"]), "max_diff_vs_ours": v["max_diff_vs_ours"]}
+            for impl, v in out.items()}
+
+
+def _child(args_list: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args_list], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -87,24 +98,29 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "generator.json"))
-    ap.add_argument("--child", nargs=2, metavar=("IMPL", "RES"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=3, metavar=("MODE", "IMPLS", "RES"), help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.child:
-        print(json.dumps(measure(args.child[0], int(args.child[1]), args.batch, args.reps, args.nvlabs_repo)))
+        mode, impls, res = args.child[0], args.child[1].split(","), int(args.child[2])
+        print(json.dumps(measure(mode, impls, res, args.batch, args.reps, args.nvlabs_repo)))
         return
     impls = ["ours"]
     if args.nvlabs_repo and (Path(args.nvlabs_repo) / "training" / "networks.py").exists():
-        impls.insert(0, "nvlabs")
+        impls.append("nvlabs")
     else:
         print("note: no --nvlabs-repo given (or not a stylegan2-ada-pytorch checkout): measuring ours alone")
+    common = ["--batch", str(args.batch), "--reps", str(args.reps)]
+    common += ["--nvlabs-repo", args.nvlabs_repo] if args.nvlabs_repo else []
     rows = []
     for res in args.res:
+        timing = _child(["--child", "time", ",".join(impls), str(res), *common])
         for impl in impls:
-            cmd = [sys.executable, __file__, "--child", impl, str(res), "--batch", str(args.batch),
-                   "--reps", str(args.reps)] + (["--nvlabs-repo", args.nvlabs_repo] if args.nvlabs_repo else [])
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
+            mem = _child(["--child", "memory", impl, str(res), *common])
+            t = timing[impl]["seconds_per_batch"]
+            rows.append(dict(impl=impl, res=res, batch=args.batch, seconds_per_batch=t,
+                             images_per_s=args.batch / t, peak_rss_mb=mem["peak_rss_mb"],
+                             max_diff_vs_ours=timing[impl]["max_diff_vs_ours"]))
     print(f"{'res':>4} {'impl':>7} {'img/s':>8} {'s/batch':>8} {'peak RSS MB':>12} {'max |diff|':>10} {'ours/nvlabs':>12}")
     for r in rows:
         base = next((b for b in rows if b["res"] == r["res"] and b["impl"] == "nvlabs"), None)
