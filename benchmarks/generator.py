@@ -121,7 +121,8 @@ def main() -> None:
             rows.append(dict(impl=impl, res=res, batch=args.batch, seconds_per_batch=t,
                              images_per_s=args.batch / t, peak_rss_mb=mem["peak_rss_mb"],
                              max_diff_vs_ours=timing[impl]["max_diff_vs_ours"]))
-    print(f"{'res':>4} {'impl':>7} {'img/s':>8} {'s/batch':>8} {'peak RSS MB':>12} {'max |diff|':>10} {'ours/nvlabs':>12}")
+    header = ("res", "impl", "img/s", "s/batch", "peak RSS MB", "max |diff|", "ours/nvlabs")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (4, 7, 8, 8, 12, 10, 12), strict=True)))
     for r in rows:
         base = next((b for b in rows if b["res"] == r["res"] and b["impl"] == "nvlabs"), None)
         ratio = f"{r['images_per_s'] / base['images_per_s']:.2f}x" if base and r["impl"] == "ours" else ""
