@@ -138,3 +138,30 @@ def test_zip_and_labeled_dataset_inputs(tmp_path):
     Image.new("RGB", (8, 8)).save(ds / "images" / "000.png")
     Image.new("L", (8, 8)).save(ds / "labels" / "000.png")
     assert load_images(ds, progress=False).shape == (1, 3, 8, 8)
+
+
+def test_sigint_writes_a_snapshot_and_resume_picks_it_up(images, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ganfactory.cli", "train-gan", "--data", str(images), "--out", str(out),
+           "--kimg", "100", "--snapshot-kimg", "50", *TINY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def steps_done():
+        return len((out / "stats.jsonl").read_text().splitlines()) if (out / "stats.jsonl").is_file() else 0
+
+    deadline = time.time() + 120
+    while steps_done() < 2:
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "train-gan: interrupted at" in stdout
+    steps = len((out / "stats.jsonl").read_text().splitlines())
+    latest = json.loads((out / "latest.json").read_text())
+    assert latest["kimg"] == steps * 4 / 1000  # the snapshot is at the step where it stopped
+    train_gan("--data", images, "--out", out, "--kimg", f"{(steps + 2) * 4 / 1000}", "--snapshot-kimg", "50",
+              *TINY, "--resume")
+    assert [r["step"] for r in stats(out)] == list(range(1, steps + 3))
