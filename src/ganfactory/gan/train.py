@@ -88,10 +88,18 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
 
-    def resolved(self, resolution: int) -> TrainConfig:
-        """This config with every None filled from the preset (and auto rules of NVlabs' train.py)."""
+    def __post_init__(self) -> None:
+        """Refuse bad settings before any data is read."""
         if self.preset not in PRESETS:
             raise GanfactoryError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        bad = sorted(set(self.augment) - set(aug.POLICIES))
+        if bad:
+            raise GanfactoryError(f"unknown augmentation {bad}; choose from {', '.join(aug.POLICIES)}")
+        if self.kimg <= 0 or self.snapshot_kimg <= 0:
+            raise GanfactoryError("--kimg and --snapshot-kimg must be positive")
+
+    def resolved(self, resolution: int) -> TrainConfig:
+        """This config with every None filled from the preset (and auto rules of NVlabs' train.py)."""
         preset = dict(PRESETS[self.preset])
         batch = self.batch or preset["batch"]
         auto = dict(r1_gamma=0.0002 * resolution**2 / batch, ema_kimg=batch * 10 / 32)

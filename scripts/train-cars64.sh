@@ -1,0 +1,16 @@
+#!/bin/sh
+# Train the built-in cars64 generator on the cars gan-train split, or resume it: rerunning continues
+# exactly from the latest snapshot. Run it in the background:
+#   nohup sh scripts/train-cars64.sh >> /work/runs/cars64/train.log 2>&1 &
+# Needs the split: ganfactory cars build --split gan-train --res 64 --out /work/data/cars64/gan-train
+set -eu
+DATA=${DATA:-/work/data/cars64/gan-train}
+RUN=${RUN:-/work/runs/cars64}
+KIMG=${KIMG:-1500}
+mkdir -p "$RUN"
+RESUME=""
+if [ -f "$RUN/latest.json" ]; then
+    RESUME="--resume"
+fi
+exec .venv/bin/ganfactory train-gan --data "$DATA" --out "$RUN" --preset cpu64 --kimg "$KIMG" \
+    --snapshot-kimg 10 --mirror --no-progress $RESUME
