@@ -1,0 +1,337 @@
+"""AnnotationSet: generated images, the latents that regenerate them exactly, and their annotations.
+
+Why this shape: the style interpreter learns from a generator's *features* of an annotated image, so
+an annotation is only useful if the latent (and the noise) regenerate that image bit for bit; the
+original DatasetGAN redrew noise at every forward pass and its saved latents did not reproduce the
+annotated features. Every item therefore stores its latent with its noise, or a seed whose
+regeneration is deterministic. The same store serves the interpreter, the browser annotator and the
+inversion importer, so nothing here knows about any of them.
+
+Layout (``FORMAT`` version ``FORMAT_VERSION``)::
+
+    DIR/schema.json                 {"format", "format_version", "schema": {"classes": [{"id", "name", "color"}],
+                                     "keypoints": [names]}, "generator": str | null, "image_size": [H, W] | null}
+    DIR/items/<id>/item.json        {"id", "status": "pending" | "annotated" | "skipped",
+                                     "latent": {"kind": "seed", "seed", "truncation_psi", "noise_mode"}
+                                             | {"kind": "ws", "noise_mode"},     (arrays in latent.npz)
+                                     "keypoints": [[x, y, visible], ...] | null, ...free metadata}
+    DIR/items/<id>/latent.npz       kind "ws" only: ws [num_ws, w_dim] float32, noise.<layer> [1, 1, H, W] float32
+                                     for noise mode 'random'
+    DIR/items/<id>/image.png        RGB, the generator's image of the latent (uint8, NVlabs rounding)
+    DIR/items/<id>/label.png        mode L, uint8 class ids of the schema (absent until annotated)
+
+Conventions are those of the LabeledDataset (``ganfactory.datasets.labeled``): class 0 is the background;
+keypoints are ``[x, y, visible]`` in pixels with pixel centres at integers, ``[null, null, 0]`` when
+unavailable. An item is used for training when its status is "annotated".
+
+Atomicity: a new item is written under ``DIR/.tmp-<id>/`` and renamed into ``items/<id>``; every later
+update of one file writes a temporary file and renames it. A killed writer leaves a ``.tmp-*`` entry that
+the next ``add`` of that id replaces.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from ganfactory.datasets.labeled import Schema
+from ganfactory.errors import GanfactoryError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "STATUSES", "AnnotationError", "AnnotationItem", "AnnotationSet", "Latent",
+           "synthesize_latents"]
+
+FORMAT = "ganfactory.annotations"
+FORMAT_VERSION = 1
+STATUSES = ("pending", "annotated", "skipped")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_TMP = ".tmp-"
+
+
+class AnnotationError(GanfactoryError, ValueError):
+    """An AnnotationSet (or an item for one) that breaks the format; the message says what to fix."""
+
+
+@dataclass(frozen=True, eq=False)
+class Latent:
+    """Everything that regenerates one image exactly: either a seed (with truncation and noise mode) or
+    explicit codes ``ws`` (with the noise maps when the noise mode is 'random')."""
+
+    ws: Tensor
+    """[num_ws, w_dim] float32, after truncation."""
+    noise_mode: str = "const"
+    noise: dict[str, Tensor] | None = None
+    """Noise mode 'random' only: per noisy layer [1, 1, H, W]."""
+    seed: int | None = None
+    """Set when ``ws`` (and the noise) came from this seed: then only the seed is stored."""
+    truncation_psi: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.noise_mode not in ("const", "random", "none"):
+            raise AnnotationError(f"noise mode must be const, random or none, got {self.noise_mode!r}")
+        if self.noise_mode == "random" and self.noise is None:
+            raise AnnotationError("noise mode 'random' needs its noise maps stored (from G.synthesis.sample_noise), "
+                                  "or the image cannot be regenerated")
+        if self.ws.ndim != 2:
+            raise AnnotationError(f"ws must be [num_ws, w_dim], got {list(self.ws.shape)}")
+
+    @classmethod
+    def from_seed(cls, G, seed: int, truncation_psi: float = 1.0, noise_mode: str = "const") -> Latent:
+        """The latent of ``seed`` as ``ganfactory.gan.sampling.generate`` draws it (NVlabs' z; noise from
+        ``torch.Generator().manual_seed(seed)`` for mode 'random')."""
+        from ganfactory.gan.sampling import seeds_to_z
+
+        with torch.no_grad():
+            ws = G.mapping(seeds_to_z([seed], G.z_dim).to(G.w_avg.device), None, truncation_psi=truncation_psi)[0]
+        noise = None
+        if noise_mode == "random":
+            noise = G.synthesis.sample_noise(1, torch.Generator().manual_seed(seed))
+        return cls(ws.cpu(), noise_mode, noise, int(seed), float(truncation_psi))
+
+    def to_json(self) -> dict:
+        if self.seed is not None:
+            return {"kind": "seed", "seed": self.seed, "truncation_psi": self.truncation_psi,
+                    "noise_mode": self.noise_mode}
+        return {"kind": "ws", "noise_mode": self.noise_mode}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What latent.npz holds for kind 'ws'."""
+        out = {"ws": self.ws.detach().cpu().float().numpy()}
+        for k, v in (self.noise or {}).items():
+            out[f"noise.{k}"] = v.detach().cpu().float().numpy()
+        return out
+
+
+def synthesize_latents(G, latents: list[Latent], return_features: bool = False):
+    """Run ``G.synthesis`` on latents that share one noise mode: images [N, 3, H, W] (and the features).
+
+    Why one function: the annotated image, its features for training and the factory's samples must all
+    come from the same call so that they agree exactly.
+    """
+    modes = {lat.noise_mode for lat in latents}
+    if len(modes) != 1:
+        raise AnnotationError(f"latents of one batch must share a noise mode, got {sorted(modes)}")
+    mode = modes.pop()
+    device = G.w_avg.device
+    ws = torch.stack([lat.ws for lat in latents]).to(device)
+    noise = None
+    if mode == "random":
+        noise = {k: torch.cat([lat.noise[k] for lat in latents]).to(device) for k in latents[0].noise}
+    with torch.no_grad():
+        return G.synthesis(ws, noise_mode=mode, noise=noise, return_features=return_features)
+
+
+@dataclass(frozen=True, eq=False)
+class AnnotationItem:
+    """One item as read from the store."""
+
+    id: str
+    status: str
+    latent: Latent
+    image: np.ndarray
+    """[H, W, 3] uint8."""
+    label: np.ndarray | None
+    """[H, W] uint8 class ids, None until annotated."""
+    keypoints: list | None
+    """[K, 3] ``[x, y, visible]`` or None."""
+    meta: dict = field(default_factory=dict)
+
+
+class AnnotationSet:
+    """Open an AnnotationSet directory (``AnnotationSet.create`` makes a new one)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        path = self.root / "schema.json"
+        if not path.is_file():
+            raise AnnotationError(f"{self.root}: no schema.json, so not an AnnotationSet; create one with "
+                                  "AnnotationSet.create(root, schema)")
+        try:
+            header = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise AnnotationError(f"{path}: not JSON ({e})") from None
+        if header.get("format") != FORMAT:
+            raise AnnotationError(f"{path}: format is {header.get('format')!r}, expected {FORMAT!r}")
+        if not isinstance(header.get("format_version"), int) or header["format_version"] > FORMAT_VERSION:
+            raise AnnotationError(f"{path}: format version {header.get('format_version')!r} is newer than this "
+                                  f"ganfactory reads ({FORMAT_VERSION}); upgrade ganfactory")
+        self.header = header
+        self.schema = Schema.from_json(header["schema"])
+        self.generator: str | None = header.get("generator")
+
+    @classmethod
+    def create(cls, root: str | Path, schema: Schema, generator: str | None = None) -> AnnotationSet:
+        """A new, empty store at ``root`` (an empty or new directory). ``generator``: the checkpoint path or
+        built-in name the latents belong to (recorded for users; not enforced)."""
+        root = Path(root)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise AnnotationError(f"{root} exists and is not an empty directory; pass a new one")
+        (root / "items").mkdir(parents=True)
+        header = {"format": FORMAT, "format_version": FORMAT_VERSION, "schema": schema.to_json(),
+                  "generator": generator}
+        _write_atomic(root / "schema.json", (json.dumps(header, indent=1) + "\n").encode())
+        return cls(root)
+
+    # -------------------------------------------------------------------------------- listing
+
+    @property
+    def ids(self) -> list[str]:
+        """Item ids, sorted."""
+        return sorted(p.name for p in (self.root / "items").iterdir() if (p / "item.json").is_file())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def annotated_ids(self) -> list[str]:
+        """Ids of items whose status is 'annotated' (the training set), sorted."""
+        return [i for i in self.ids if self._item_json(i)["status"] == "annotated"]
+
+    # -------------------------------------------------------------------------------- writing
+
+    def add(self, item_id: str, latent: Latent, image: np.ndarray, label: np.ndarray | None = None,
+            keypoints: list | None = None, status: str | None = None, meta: dict | None = None) -> None:
+        """Add (or replace) an item. ``status`` defaults to 'annotated' when a label is given, else 'pending'."""
+        if not isinstance(item_id, str) or not _ID.match(item_id):
+            raise AnnotationError(f"item id {item_id!r}: use letters, digits, '.', '_' and '-' (it is a folder name)")
+        status = status or ("annotated" if label is not None else "pending")
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise AnnotationError(f"item {item_id!r}: image must be [H, W, 3] uint8, got {list(image.shape)} "
+                                  f"{image.dtype}")
+        record = {"id": item_id, "status": status, "latent": latent.to_json(), "keypoints": keypoints,
+                  **(meta or {})}
+        self._check_record(record, image.shape[:2], label)
+        tmp = self.root / f"{_TMP}{item_id}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        (tmp / "image.png").write_bytes(_png(image, "RGB"))
+        if label is not None:
+            (tmp / "label.png").write_bytes(_png(np.asarray(label), "L"))
+        if latent.seed is None:
+            np.savez(tmp / "latent.npz", **latent.arrays())
+        (tmp / "item.json").write_text(json.dumps(record, indent=1) + "\n")
+        target = self.root / "items" / item_id
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+
+    def set_annotation(self, item_id: str, label: np.ndarray | None = None, keypoints: list | None = None,
+                       status: str = "annotated") -> None:
+        """Store a label map and/or keypoints for an existing item and set its status (each file atomically)."""
+        record = self._item_json(item_id)
+        with Image.open(self.root / "items" / item_id / "image.png") as img:
+            size = (img.height, img.width)
+        if keypoints is not None:
+            record["keypoints"] = keypoints
+        record["status"] = status
+        has_label = label is not None or (self.root / "items" / item_id / "label.png").is_file()
+        self._check_record(record, size, label, has_label=has_label)
+        if label is not None:
+            _write_atomic(self.root / "items" / item_id / "label.png", _png(np.asarray(label), "L"))
+        _write_atomic(self.root / "items" / item_id / "item.json", (json.dumps(record, indent=1) + "\n").encode())
+
+    def _check_record(self, record: dict, size: tuple[int, int], label: np.ndarray | None,
+                      has_label: bool | None = None) -> None:
+        where = f"item {record['id']!r}"
+        if record["status"] not in STATUSES:
+            raise AnnotationError(f"{where}: status must be one of {STATUSES}, got {record['status']!r}")
+        has_label = label is not None if has_label is None else has_label
+        if record["status"] == "annotated" and not has_label and not record.get("keypoints"):
+            raise AnnotationError(f"{where}: status 'annotated' needs a label map or keypoints")
+        if label is not None:
+            label = np.asarray(label)
+            if label.dtype != np.uint8 or label.shape != tuple(size):
+                raise AnnotationError(f"{where}: label must be [H, W] uint8 of the image's size {list(size)}, got "
+                                      f"{list(label.shape)} {label.dtype}")
+            bad = sorted(set(np.unique(label).tolist()) - set(self.schema.class_ids))
+            if bad:
+                raise AnnotationError(f"{where}: label ids {bad} are not classes of the schema "
+                                      f"(ids {list(self.schema.class_ids)}); fix the label or add them to schema.json")
+        kps = record.get("keypoints")
+        if kps is not None:
+            if len(kps) != len(self.schema.keypoints):
+                raise AnnotationError(f"{where}: {len(kps)} keypoints, the schema names {len(self.schema.keypoints)} "
+                                      f"({', '.join(self.schema.keypoints) or 'none'})")
+            for k, p in enumerate(kps):
+                if len(p) != 3 or (p[0] is None) != (p[1] is None) or p[2] not in (0, 1) or (p[0] is None and p[2]):
+                    raise AnnotationError(f"{where}: keypoint {k} must be [x, y, visible 0|1] (x = y = null when "
+                                          f"unavailable), got {p}")
+
+    # -------------------------------------------------------------------------------- reading
+
+    def _item_json(self, item_id: str) -> dict:
+        path = self.root / "items" / item_id / "item.json"
+        if not path.is_file():
+            raise AnnotationError(f"{self.root}: no item {item_id!r}")
+        return json.loads(path.read_text())
+
+    def latent(self, item_id: str, G=None) -> Latent:
+        """The item's latent; items stored as a seed need the generator ``G`` to rebuild ws."""
+        record = self._item_json(item_id)
+        spec = record["latent"]
+        if spec["kind"] == "seed":
+            if G is None:
+                raise AnnotationError(f"item {item_id!r} stores a seed; pass the generator to rebuild its latent")
+            return Latent.from_seed(G, spec["seed"], spec["truncation_psi"], spec["noise_mode"])
+        if spec["kind"] != "ws":
+            raise AnnotationError(f"item {item_id!r}: latent kind {spec['kind']!r} is not 'seed' or 'ws'")
+        with np.load(self.root / "items" / item_id / "latent.npz") as data:
+            noise = {k[6:]: torch.from_numpy(data[k]) for k in data.files if k.startswith("noise.")}
+            return Latent(torch.from_numpy(data["ws"]), spec["noise_mode"], noise or None)
+
+    def item(self, item_id: str, G=None) -> AnnotationItem:
+        record = self._item_json(item_id)
+        folder = self.root / "items" / item_id
+        with Image.open(folder / "image.png") as img:
+            image = np.asarray(img.convert("RGB"))
+        label = None
+        if (folder / "label.png").is_file():
+            with Image.open(folder / "label.png") as img:
+                if img.mode != "L":
+                    raise AnnotationError(f"{folder / 'label.png'}: label PNGs are mode L (uint8 ids), got {img.mode}")
+                label = np.asarray(img)
+        meta = {k: v for k, v in record.items() if k not in ("id", "status", "latent", "keypoints")}
+        return AnnotationItem(item_id, record["status"], self.latent(item_id, G), image, label,
+                              record.get("keypoints"), meta)
+
+    def validate(self, G=None, atol: int = 1) -> None:
+        """Check every item (files, sizes, label ids, keypoints); with ``G`` also that each latent regenerates its
+        stored image (max difference <= ``atol`` in uint8 steps, for float differences across CPUs)."""
+        from ganfactory.gan.sampling import to_uint8
+
+        for item_id in self.ids:
+            item = self.item(item_id, G)
+            self._check_record({"id": item_id, "status": item.status, "keypoints": item.keypoints},
+                               item.image.shape[:2], item.label, has_label=item.label is not None)
+            if G is not None:
+                img = to_uint8(synthesize_latents(G, [item.latent]))[0]
+                if img.shape != item.image.shape:
+                    raise AnnotationError(f"item {item_id!r}: the generator makes {img.shape[1]}x{img.shape[0]} "
+                                          f"images, the stored one is {item.image.shape[1]}x{item.image.shape[0]}; "
+                                          "is this the store's generator?")
+                diff = int(np.abs(img.astype(int) - item.image.astype(int)).max())
+                if diff > atol:
+                    raise AnnotationError(f"item {item_id!r}: its latent regenerates an image that differs from the "
+                                          f"stored one by {diff} levels; the latent or generator does not match")
+
+
+def _png(array: np.ndarray, mode: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array), mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{_TMP}{path.name}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

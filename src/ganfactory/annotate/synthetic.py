@@ -1,0 +1,71 @@
+"""Annotations made without a person: colour-cluster labels of a generator's own images.
+
+Why: until people annotate a trained generator's samples, tests and benchmarks still need label maps that
+are a learnable function of the generator's features, so that held-out pixel accuracy means something.
+Colour clusters are: the image is a (nearly linear) function of the last layers' features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganfactory.annotate.store import AnnotationSet, Latent, synthesize_latents
+from ganfactory.datasets.labeled import Schema
+
+__all__ = ["cluster_centroids", "colour_clusters", "make_cluster_annotations", "region_keypoints"]
+
+
+def colour_clusters(images: np.ndarray, k: int, iterations: int = 20, seed: int = 0) -> np.ndarray:
+    """k-means centres [k, 3] (float RGB) of the pixels of ``images`` [N, H, W, 3] uint8, deterministic.
+    Centres are sorted by brightness, so that cluster ids are stable across runs."""
+    pixels = torch.from_numpy(images.reshape(-1, 3).astype(np.float32))
+    g = torch.Generator().manual_seed(seed)
+    centres = pixels[torch.randperm(pixels.shape[0], generator=g)[:k]].clone()
+    for _ in range(iterations):
+        assign = torch.cdist(pixels, centres).argmin(1)
+        for c in range(k):
+            members = pixels[assign == c]
+            if len(members):
+                centres[c] = members.mean(0)
+    return centres[centres.sum(1).argsort()].numpy()
+
+
+def cluster_centroids(images: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """[N, H, W] uint8 labels: 1 + the index of each pixel's nearest centre (0, the background, stays unused)."""
+    pixels = torch.from_numpy(images.reshape(-1, 3).astype(np.float32))
+    assign = torch.cdist(pixels, torch.from_numpy(centres)).argmin(1)
+    return (assign + 1).to(torch.uint8).reshape(images.shape[:3]).numpy()
+
+
+def region_keypoints(label: np.ndarray, ids: Sequence[int]) -> list[list]:
+    """One keypoint per class id: the centroid of its pixels ``[x, y, 1]``, ``[None, None, 0]`` if absent."""
+    out = []
+    for c in ids:
+        ys, xs = np.nonzero(label == c)
+        out.append([float(xs.mean()), float(ys.mean()), 1] if len(xs) else [None, None, 0])
+    return out
+
+
+def make_cluster_annotations(G, root: str | Path, seeds: Sequence[int], num_clusters: int = 4,
+                             truncation_psi: float = 1.0, noise_mode: str = "const", keypoints: bool = False,
+                             generator_name: str | None = None) -> AnnotationSet:
+    """An AnnotationSet of ``seeds``: images from ``G``, labels = colour clusters fitted on all of them (classes
+    background + ``c1..cK``), optionally one keypoint per cluster (its centroid)."""
+    latents = [Latent.from_seed(G, s, truncation_psi, noise_mode) for s in seeds]
+    from ganfactory.gan.sampling import to_uint8
+
+    images = np.concatenate([to_uint8(synthesize_latents(G, latents[i:i + 8])) for i in range(0, len(latents), 8)])
+    centres = colour_clusters(images, num_clusters)
+    labels = cluster_centroids(images, centres)
+    names = ["background"] + [f"c{i}" for i in range(1, num_clusters + 1)]
+    colors = {n: tuple(int(v) for v in centres[i - 1]) for i, n in enumerate(names) if i}
+    kp_names = [f"{n}_centre" for n in names[1:]] if keypoints else []
+    store = AnnotationSet.create(root, Schema.from_names(names, colors, kp_names), generator_name)
+    for seed, lat, img, lab in zip(seeds, latents, images, labels, strict=True):
+        kps = region_keypoints(lab, range(1, num_clusters + 1)) if keypoints else None
+        store.add(f"seed{seed:06d}", lat, img, lab, kps)
+    return store

@@ -1,0 +1,88 @@
+"""AnnotationSet: round trip, exact regeneration from stored latents and noise, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ganfactory.annotate import AnnotationError, AnnotationSet, Latent, synthesize_latents
+from ganfactory.annotate.synthetic import make_cluster_annotations
+from ganfactory.datasets.labeled import Schema
+from ganfactory.gan import load_generator
+from ganfactory.gan.sampling import generate, to_uint8
+
+
+@pytest.fixture(scope="module")
+def G():
+    torch.set_num_threads(1)
+    return load_generator("tiny32")
+
+
+SCHEMA = Schema.from_names(["background", "body", "wheel"], keypoints=["a", "b"])
+
+
+def test_round_trip_seed_and_ws_latents(G, tmp_path):
+    store = AnnotationSet.create(tmp_path / "ann", SCHEMA, "tiny32")
+    seeded = Latent.from_seed(G, 5, 0.7, "random")
+    # the seed latent is generate()'s sample exactly (same z, same noise draw)
+    ref = to_uint8(generate(G, [5], truncation_psi=0.7, noise_mode="random").images)[0]
+    img = to_uint8(synthesize_latents(G, [seeded]))[0]
+    assert np.array_equal(img, ref)
+    label = (img[..., 0] > 128).astype(np.uint8)
+    store.add("a-seed", seeded, img, label, [[3.0, 4.5, 1], [None, None, 0]])
+    explicit = Latent(seeded.ws + 0.1, "random", G.synthesis.sample_noise(1, torch.Generator().manual_seed(9)))
+    img2 = to_uint8(synthesize_latents(G, [explicit]))[0]
+    store.add("b-ws", explicit, img2)
+    again = AnnotationSet(tmp_path / "ann")
+    assert again.ids == ["a-seed", "b-ws"] and again.annotated_ids() == ["a-seed"]
+    assert again.schema == SCHEMA and again.generator == "tiny32"
+    item = again.item("a-seed", G)
+    assert item.status == "annotated" and np.array_equal(item.label, label)
+    assert item.keypoints == [[3.0, 4.5, 1], [None, None, 0]]
+    assert json.loads((tmp_path / "ann/items/a-seed/item.json").read_text())["latent"]["kind"] == "seed"
+    b = again.item("b-ws")
+    assert b.status == "pending" and b.label is None
+    assert np.array_equal(to_uint8(synthesize_latents(G, [b.latent]))[0], img2)
+    again.validate(G, atol=0)
+    again.set_annotation("b-ws", label=np.zeros((32, 32), np.uint8))
+    assert again.annotated_ids() == ["a-seed", "b-ws"]
+    assert not list((tmp_path / "ann").rglob(".tmp-*"))
+
+
+def test_validate_catches_a_latent_that_does_not_regenerate(G, tmp_path):
+    store = AnnotationSet.create(tmp_path / "ann", SCHEMA)
+    lat = Latent.from_seed(G, 1)
+    other = to_uint8(synthesize_latents(G, [Latent.from_seed(G, 2)]))[0]
+    store.add("x", lat, other)
+    with pytest.raises(AnnotationError, match="differs from the stored one"):
+        store.validate(G)
+
+
+def test_errors_say_what_to_fix(G, tmp_path):
+    with pytest.raises(AnnotationError, match="no schema.json"):
+        AnnotationSet(tmp_path)
+    store = AnnotationSet.create(tmp_path / "ann", SCHEMA)
+    lat = Latent.from_seed(G, 1)
+    img = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(AnnotationError, match=r"label ids \[7\] are not classes"):
+        store.add("x", lat, img, np.full((32, 32), 7, np.uint8))
+    with pytest.raises(AnnotationError, match="1 keypoints, the schema names 2"):
+        store.add("x", lat, img, np.zeros((32, 32), np.uint8), [[1, 2, 1]])
+    with pytest.raises(AnnotationError, match="needs a label map or keypoints"):
+        store.add("x", lat, img, status="annotated")
+    with pytest.raises(AnnotationError, match="folder name"):
+        store.add("../x", lat, img)
+    with pytest.raises(AnnotationError, match="noise maps stored"):
+        Latent(lat.ws, "random")
+    with pytest.raises(AnnotationError, match="not an empty directory"):
+        AnnotationSet.create(tmp_path / "ann", SCHEMA)
+    assert store.ids == []
+
+
+def test_cluster_annotations_are_a_valid_store(G, tmp_path):
+    store = make_cluster_annotations(G, tmp_path / "ann", range(4), num_clusters=3, keypoints=True)
+    store.validate(G, atol=0)
+    assert [c.name for c in store.schema.classes] == ["background", "c1", "c2", "c3"]
+    item = store.item("seed000002", G)
+    assert set(np.unique(item.label)) <= {1, 2, 3} and len(item.keypoints) == 3
