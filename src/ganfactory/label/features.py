@@ -158,19 +158,24 @@ def naive_first_layer(features: dict[str, Tensor], layers: tuple[str, ...], size
 def factorised_first_layer(features: dict[str, Tensor], layers: tuple[str, ...], size: int, weight: Tensor,
                            bias: Tensor | None = None) -> Tensor:
     """The classifier's first Linear layer as ``sum_l resize(W_l . f_l)``: the same [N, H, size, size] as
-    :func:`naive_first_layer`, without ever holding the D-channel full-resolution tensor.
+    :func:`naive_first_layer`, without ever holding the D-channel full-resolution tensor. Projections of
+    layers with the same native size are summed before their one resize.
 
     weight: [H, D], its columns in ``layers`` order (layer l owns columns of its C_l channels).
     """
-    out = None
+    by_size: dict[tuple[int, int], Tensor] = {}
     start = 0
     for n in layers:
         f = features[n]
         c = f.shape[1]
         projected = torch.einsum("hc,ncyx->nhyx", weight[:, start:start + c], f)
         start += c
-        up = resize(projected, size)
-        out = up if out is None else out.add_(up)
+        key = (f.shape[-2], f.shape[-1])
+        by_size[key] = projected if key not in by_size else by_size[key].add_(projected)
     if start != weight.shape[1]:
         raise ValueError(f"weight has {weight.shape[1]} input features, the layers give {start}")
+    out = None
+    for projected in by_size.values():           # layers of one resolution share one resize (it is linear)
+        up = resize(projected, size)
+        out = up if out is None else out.add_(up)
     return out if bias is None else out + bias[None, :, None, None]

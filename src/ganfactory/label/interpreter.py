@@ -60,7 +60,8 @@ class InterpreterConfig:
     pixels_per_image: int | None = 8192
     """Training pixels sampled per annotated image; None = every pixel (DatasetGAN; memory grows with it)."""
     holdout_pixels_per_image: int = 1024
-    """Pixels per image held out for early stopping (disjoint from the training pixels)."""
+    """Pixels per image held out for early stopping (disjoint from the training pixels); at most a fifth of the
+    image's pixels, so that small label maps keep most pixels for training."""
     class_balanced: bool = False
     """Sample about equally many pixels of every class present in an image (helps small parts)."""
     keypoint_sigma: float = 2.0
@@ -285,7 +286,7 @@ def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
             label = index_of[_label_at(im.label, size)]
             if (label < 0).any():
                 raise GanfactoryError("a label map holds ids that are not classes of the schema")
-            val = sample_positions(label, config.holdout_pixels_per_image, None, False, gen)
+            val = sample_positions(label, _holdout(config, size), None, False, gen)
             tr = sample_positions(label, config.pixels_per_image, val, config.class_balanced, gen)
             for pix, where in ((train, tr), (held, val)):
                 zero = torch.zeros(where.numel(), dtype=torch.long)
@@ -294,8 +295,8 @@ def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
         if want_kp and im.keypoints:
             kps = _keypoints_at(im.keypoints, image_size, size)
             near = _near_keypoints(kps, size, 3 * config.keypoint_sigma)
-            val = sample_positions(torch.zeros(size, size, dtype=torch.long), config.holdout_pixels_per_image, None,
-                                   False, gen)
+            val = sample_positions(torch.zeros(size, size, dtype=torch.long), _holdout(config, size), None, False,
+                                   gen)
             rand = sample_positions(torch.zeros(size, size, dtype=torch.long), config.pixels_per_image, val, False,
                                     gen)
             tr = torch.unique(torch.cat([rand, near[~torch.isin(near, val)]]))
@@ -306,6 +307,9 @@ def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
         del feats
     x, y = train.tensors()
     xv, yv = held.tensors()
+    if x.shape[0] == 0 or xv.shape[0] == 0:
+        raise GanfactoryError("no training or held-out pixels were sampled; raise pixels_per_image / "
+                              "holdout_pixels_per_image")
     hidden = _hidden(config, len(class_ids))
     models, accs, epochs = [], [], []
     for m in tqdm(range(config.num_models), desc="ensemble", unit="model", disable=not progress):
@@ -329,6 +333,10 @@ def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
     report = TrainReport(tuple(accs), tuple(epochs), int(x.shape[0]), int(xv.shape[0]), time.perf_counter() - t0,
                          kp_loss)
     return interp, report
+
+
+def _holdout(config: InterpreterConfig, size: int) -> int:
+    return max(1, min(config.holdout_pixels_per_image, size * size // 5))
 
 
 def _near_keypoints(kps: Tensor, size: int, radius: float) -> Tensor:

@@ -1,0 +1,139 @@
+"""``ganfactory interpreter train|predict``: the style interpreter from an AnnotationSet, and its labels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ganfactory.errors import GanfactoryError
+from ganfactory.gan.networks import NOISE_MODES
+
+
+def register(sub) -> None:
+    p = sub.add_parser("interpreter", help="train the style interpreter, or label images with it",
+                       description="Per-pixel classifiers (and keypoint heads) on a generator's features.")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    t = verbs.add_parser(
+        "train", help="train from an AnnotationSet",
+        description="Reads a generator and an AnnotationSet directory (items with status 'annotated'). Writes "
+                    "an interpreter directory: interpreter.json (taps, schema, settings, report) and "
+                    "weights.safetensors.")
+    t.add_argument("--ckpt", required=True, help="generator checkpoint path or built-in name")
+    t.add_argument("--annotations", required=True, help="AnnotationSet directory")
+    t.add_argument("--out", required=True, help="interpreter directory to write")
+    t.add_argument("--layers", default=None, help="comma-separated feature layers (default: every conv layer)")
+    t.add_argument("--label-res", type=int, default=None, help="label resolution (default: the image's)")
+    t.add_argument("--models", type=int, default=10, help="ensemble size")
+    t.add_argument("--pixels-per-image", type=int, default=8192, help="sampled training pixels per image (0 = all)")
+    t.add_argument("--holdout-pixels", type=int, default=1024, help="held-out pixels per image (early stopping)")
+    t.add_argument("--class-balanced", action="store_true", help="sample every class about equally")
+    t.add_argument("--batch", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--epochs", type=int, default=100, help="maximum epochs")
+    t.add_argument("--patience", type=int, default=3, help="epochs without a better held-out accuracy")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=run_train)
+    q = verbs.add_parser(
+        "predict", help="label seeds or stored latents",
+        description="Reads a generator and an interpreter; labels --seeds, the ws of a latents.npz written by "
+                    "'ganfactory generate', or the items of an AnnotationSet. Writes per image NAME.png (image), "
+                    "NAME.label.png (uint8 ids), NAME.overlay.png, a grid of overlays and scores.json "
+                    "(per-image uncertainty, keypoints).")
+    q.add_argument("--ckpt", required=True)
+    q.add_argument("--interpreter", required=True, help="interpreter directory")
+    src = q.add_mutually_exclusive_group(required=True)
+    src.add_argument("--seeds", help="seed list, e.g. 0-15")
+    src.add_argument("--latents", help="latents.npz from 'ganfactory generate'")
+    src.add_argument("--annotations", help="AnnotationSet directory (every item)")
+    q.add_argument("--trunc", type=float, default=1.0, help="truncation psi (with --seeds)")
+    q.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise mode (with --seeds)")
+    q.add_argument("--out", required=True, help="output directory")
+    q.set_defaults(func=run_predict)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from ganfactory.annotate import AnnotationSet
+    from ganfactory.gan import load_generator
+    from ganfactory.label import FeatureTaps, InterpreterConfig, train_interpreter, training_images
+
+    layers = None if args.layers is None else tuple(s.strip() for s in args.layers.split(",") if s.strip())
+    config = InterpreterConfig(taps=FeatureTaps(layers, args.label_res), num_models=args.models,
+                               batch_size=args.batch, learning_rate=args.lr, max_epochs=args.epochs,
+                               patience=args.patience, pixels_per_image=args.pixels_per_image or None,
+                               holdout_pixels_per_image=args.holdout_pixels, class_balanced=args.class_balanced,
+                               seed=args.seed)
+    if config.num_models < 1 or config.max_epochs < 1 or config.batch_size < 1:
+        raise GanfactoryError("--models, --epochs and --batch must be positive")
+    store = AnnotationSet(args.annotations)
+    G = load_generator(args.ckpt)
+    interp, report = train_interpreter(G, training_images(store, G), store.schema, config, progress=not args.quiet)
+    interp.save(args.out, provenance={"generator": args.ckpt, "annotations": str(args.annotations),
+                                      "items": store.annotated_ids(), "report": report.__dict__})
+    print(json.dumps({"out": args.out, "heldout_accuracy": report.heldout_accuracy, "epochs": report.epochs,
+                      "seconds": round(report.seconds, 2)}))
+
+
+def overlay(image: np.ndarray, label: np.ndarray, colors: dict[int, tuple[int, int, int]],
+            alpha: float = 0.5) -> np.ndarray:
+    """[H, W, 3] uint8: the image with non-background classes tinted by their schema colour."""
+    table = np.zeros((256, 3), np.float32)
+    for i, c in colors.items():
+        table[i] = c
+    tint = table[label]
+    out = np.where(label[..., None] > 0, (1 - alpha) * image + alpha * tint, image)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    from ganfactory.annotate import AnnotationSet, Latent
+    from ganfactory.gan import load_generator
+    from ganfactory.gan.sampling import image_grid, load_latents, parse_seeds, to_uint8
+    from ganfactory.label import load_interpreter
+
+    G = load_generator(args.ckpt)
+    interp = load_interpreter(args.interpreter)
+    if args.seeds:
+        seeds = parse_seeds(args.seeds)
+        names = [f"seed{s:04d}" for s in seeds]
+        latents = [Latent.from_seed(G, s, args.trunc, args.noise_mode) for s in seeds]
+    elif args.latents:
+        ws, mode, noise, settings = load_latents(args.latents)
+        names = [f"seed{s:04d}" for s in settings.get("seeds", [])] or [f"latent{i:04d}" for i in range(len(ws))]
+        if len(names) != len(ws):
+            names = [f"latent{i:04d}" for i in range(len(ws))]
+        latents = [Latent(ws[i], mode, None if noise is None else {k: v[i:i + 1] for k, v in noise.items()})
+                   for i in range(len(ws))]
+    else:
+        store = AnnotationSet(args.annotations)
+        names = store.ids
+        latents = [store.latent(i, G) for i in names]
+    if not latents:
+        raise GanfactoryError("nothing to label")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    colors = {c.id: c.color for c in interp.schema.classes}
+    overlays, scores = [], {}
+    for start in range(0, len(latents), 8):
+        img, pred = interp.predict(G, latents[start:start + 8])
+        pixels = to_uint8(img)
+        for j, name in enumerate(names[start:start + 8]):
+            label = pred.labels[j]
+            image = pixels[j]
+            if image.shape[:2] != label.shape:
+                image = np.asarray(Image.fromarray(image).resize(label.shape[::-1], Image.BILINEAR))
+            Image.fromarray(image).save(out / f"{name}.png")
+            Image.fromarray(label, "L").save(out / f"{name}.label.png")
+            ov = overlay(image, label, colors)
+            Image.fromarray(ov).save(out / f"{name}.overlay.png")
+            overlays.append(ov)
+            scores[name] = {"uncertainty": float(pred.score[j]),
+                            "keypoints": None if pred.keypoints is None else pred.keypoints[j].tolist()}
+    Image.fromarray(image_grid(np.stack(overlays))).save(out / "overlay_grid.png")
+    (out / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
+    print(f"labelled {len(names)} images into {out}")
