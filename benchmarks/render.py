@@ -11,7 +11,8 @@ Each is rendered by ``Renderer`` (rasterize, shade, soft silhouette) with ``impl
 vertices (and texture). Each measurement runs in a fresh subprocess, so its peak resident memory (max RSS
 minus the RSS before the first render) is its own. The two implementations' outputs are checked to be
 identical first. Times are the best of the repetitions (other work on a shared 2-core machine only
-ever adds time); medians and the 1-minute load average are in the JSON. Prints a table and writes
+ever adds time), wall clock and process CPU time (all threads; less sensitive to other work); medians
+and the 1-minute load average are in the JSON. Prints a table and writes
 benchmarks/results/render.json.
 """
 
@@ -110,14 +111,16 @@ def measure(case: str, impl: str, mode: str, reps: int, threads: int) -> dict:
         return out
 
     once()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         once()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return dict(case=case, impl=impl, mode=mode, reps=reps, threads=threads, median_s=statistics.median(times),
-                min_s=min(times), peak_mb=(peak - rss_before) / 1024, loadavg_1min=os.getloadavg()[0])
+                min_s=min(times), cpu_s=min(cpu), peak_mb=(peak - rss_before) / 1024,
+                loadavg_1min=os.getloadavg()[0])
 
 
 def _rss_kb() -> int:
@@ -154,7 +157,7 @@ def check_identical(case: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--dense-reps", type=int, default=3, help="repetitions for the (slow) dense reference")
+    ap.add_argument("--dense-reps", type=int, default=2, help="repetitions for the (slow) dense reference")
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "render.json")
@@ -185,17 +188,19 @@ def main() -> None:
                 r = child("--child", case, impl, mode)
                 results.append(r)
                 print(f"  {impl:6s} {mode:16s} best {r['min_s'] * 1000:9.1f} ms  median {r['median_s'] * 1000:9.1f} ms"
-                      f"  peak {r['peak_mb']:8.1f} MB  load {r['loadavg_1min']:.1f}", flush=True)
+                      f"  cpu {r['cpu_s'] * 1000:9.1f} ms  peak {r['peak_mb']:8.1f} MB  load {r['loadavg_1min']:.1f}",
+                      flush=True)
 
-    rows = ["| case | mode | binned ms (best) | dense ms (best) | speed-up | binned peak MB | dense peak MB "
-            "| memory ratio |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| case | mode | binned ms | dense ms | speed-up | binned CPU ms | dense CPU ms | CPU ratio "
+            "| binned peak MB | dense peak MB | memory ratio |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for case in args.cases:
         for mode in MODES:
             b = next(r for r in results if r["case"] == case and r["mode"] == mode and r["impl"] == "binned")
             d = next(r for r in results if r["case"] == case and r["mode"] == mode and r["impl"] == "dense")
             rows.append(f"| {case} | {mode} | {b['min_s'] * 1000:.1f} | {d['min_s'] * 1000:.1f} | "
-                        f"{d['min_s'] / b['min_s']:.0f}x | {b['peak_mb']:.0f} | {d['peak_mb']:.0f} | "
+                        f"{d['min_s'] / b['min_s']:.0f}x | {b['cpu_s'] * 1000:.1f} | {d['cpu_s'] * 1000:.1f} | "
+                        f"{d['cpu_s'] / b['cpu_s']:.0f}x | {b['peak_mb']:.0f} | {d['peak_mb']:.0f} | "
                         f"{d['peak_mb'] / max(b['peak_mb'], 1e-9):.1f}x |")
     table = "\n".join(rows)
     print(table)
