@@ -12,6 +12,7 @@ from ganfactory.label.features import (
     concat_resized,
     conv_layers,
     factorised_first_layer,
+    factorised_first_layer_nhwc,
     gather_pixels,
     naive_first_layer,
     resize,
@@ -66,6 +67,9 @@ def test_factorised_equals_naive_on_random_features(label_size):
     fact = factorised_first_layer(feats, layers, label_size, weight, bias)
     assert fact.shape == (2, 16, label_size, label_size)
     assert (fact - naive).abs().max() < 1e-5
+    nhwc = factorised_first_layer_nhwc(feats, layers, label_size, weight, bias)
+    assert nhwc.shape == (2, label_size, label_size, 16) and nhwc.is_contiguous()
+    assert (nhwc.permute(0, 3, 1, 2) - naive).abs().max() < 1e-5
     # and a wrong column split must not pass silently
     with pytest.raises(ValueError):
         factorised_first_layer(feats, layers, label_size, weight[:, :-1], bias)
@@ -91,6 +95,8 @@ def test_factorised_equals_naive_on_a_real_generator(which):
     fact = factorised_first_layer(feats, taps.layers, taps.label_resolution, weight, bias)
     assert naive.abs().max() > 0.1                                      # not a vacuous comparison
     assert (fact - naive).abs().max() < 1e-5
+    nhwc = factorised_first_layer_nhwc(feats, taps.layers, taps.label_resolution, weight, bias)
+    assert (nhwc.permute(0, 3, 1, 2) - naive).abs().max() < 1e-5
 
 
 def test_default_taps_are_the_conv_layers():

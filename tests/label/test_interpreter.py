@@ -54,6 +54,19 @@ def test_prediction_equals_the_dense_reference(trained):
     assert pred.keypoints.shape == (2, 3, 3)
 
 
+def test_prediction_does_not_depend_on_the_model_chunking(trained, monkeypatch):
+    G, store, images, interp, _ = trained
+    from ganfactory.annotate import synthesize_latents
+    from ganfactory.label import interpreter as module
+
+    _, feats = synthesize_latents(G, [im.latent for im in images[10:12]], return_features=True)
+    whole = interp.predict_features(feats)
+    monkeypatch.setattr(module, "PREDICT_BUDGET", 1)              # one model per chunk
+    chunked = interp.predict_features(feats)
+    assert np.array_equal(whole.labels, chunked.labels)
+    assert torch.allclose(whole.pixel_uncertainty, chunked.pixel_uncertainty, atol=1e-6)
+
+
 def test_save_load_round_trip(trained, tmp_path):
     G, store, images, interp, _ = trained
     interp.save(tmp_path / "interp")

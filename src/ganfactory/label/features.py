@@ -179,3 +179,32 @@ def factorised_first_layer(features: dict[str, Tensor], layers: tuple[str, ...],
         up = resize(projected, size)
         out = up if out is None else out.add_(up)
     return out if bias is None else out + bias[None, :, None, None]
+
+
+def factorised_first_layer_nhwc(features: dict[str, Tensor], layers: tuple[str, ...], size: int, weight: Tensor,
+                                bias: Tensor | None = None) -> Tensor:
+    """:func:`factorised_first_layer` laid out channels-last: [N, size, size, H] (contiguous).
+
+    The fast path for prediction: projections are plain matrix products on [pixels, C] rows, the resize runs on
+    channels-last memory (vectorised over channels), and the result feeds the classifier's remaining layers as
+    pixel rows without a transpose. Same values as the reference to float rounding (tested).
+    """
+    by_size: dict[tuple[int, int], Tensor] = {}
+    start = 0
+    for n in layers:
+        f = features[n]
+        c = f.shape[1]
+        rows = f.permute(0, 2, 3, 1)                                     # [N, h, w, C] view
+        projected = torch.matmul(rows, weight[:, start:start + c].t())    # [N, h, w, H]
+        start += c
+        key = (f.shape[-2], f.shape[-1])
+        by_size[key] = projected if key not in by_size else by_size[key].add_(projected)
+    if start != weight.shape[1]:
+        raise ValueError(f"weight has {weight.shape[1]} input features, the layers give {start}")
+    out = None
+    for (h, w), projected in by_size.items():
+        if (h, w) != (size, size):
+            projected = F.interpolate(projected.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
+                                      align_corners=False).permute(0, 2, 3, 1)
+        out = projected.contiguous() if out is None else out.add_(projected)
+    return out if bias is None else out.add_(bias)

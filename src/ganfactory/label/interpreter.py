@@ -28,12 +28,12 @@ from tqdm import tqdm
 from ganfactory.annotate.store import AnnotationSet, Latent, synthesize_latents
 from ganfactory.datasets.labeled import Schema
 from ganfactory.errors import GanfactoryError
-from ganfactory.label.features import FeatureTaps, ResolvedTaps, factorised_first_layer, gather_pixels
+from ganfactory.label.features import FeatureTaps, ResolvedTaps, factorised_first_layer_nhwc, gather_pixels
 from ganfactory.label.uncertainty import image_score
 
-__all__ = ["FORMAT", "Interpreter", "InterpreterConfig", "PixelMLP", "Prediction", "TrainReport", "TrainingImage",
-           "fit_pixel_model", "load_interpreter", "refine_peaks", "sample_positions", "train_interpreter",
-           "training_images"]
+__all__ = ["FORMAT", "Interpreter", "InterpreterConfig", "PixelMLP", "PixelSet", "Prediction", "TrainReport",
+           "TrainingImage", "collect_pixels", "fit_pixel_model", "load_interpreter", "refine_peaks",
+           "sample_positions", "train_interpreter", "training_images"]
 
 FORMAT = "ganfactory.interpreter"
 FORMAT_VERSION = 1
@@ -255,15 +255,26 @@ def fit_pixel_model(model: PixelMLP, x: Tensor, y: Tensor, x_val: Tensor, y_val:
     return best, epoch
 
 
-def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
-                      config: InterpreterConfig = InterpreterConfig(), progress: bool = True) -> tuple[
-                          Interpreter, TrainReport]:
-    """Train an ensemble (and keypoint heads when the schema names keypoints) from annotated images.
+@dataclass(frozen=True, eq=False)
+class PixelSet:
+    """Gathered training data: per-pixel feature rows and targets (what the pixel models train on)."""
 
-    Memory: one image's native feature maps plus the gathered rows of the sampled pixels
-    (``pixels_per_image * len(images) * D`` floats), never the dense per-pixel table.
-    """
-    t0 = time.perf_counter()
+    taps: ResolvedTaps
+    x: Tensor
+    """[P, D] training pixels' features."""
+    y: Tensor
+    """[P] class indices (positions in the schema's class list)."""
+    x_val: Tensor
+    """[Q, D] held-out pixels (early stopping)."""
+    y_val: Tensor
+    keypoints: tuple[Tensor, Tensor, Tensor, Tensor] | None
+    """(x [P', D], heatmap targets [P', K], x_val, targets_val) for the keypoint heads, or None."""
+
+
+def collect_pixels(G, images: Sequence[TrainingImage], schema: Schema, config: InterpreterConfig,
+                   progress: bool = False) -> PixelSet:
+    """Synthesize each annotated image once, sample its pixels and gather their features (one image's maps in
+    memory at a time). Held-out pixels are disjoint from the training pixels of the same image."""
     taps = config.taps.resolve(G)
     size = taps.label_resolution
     class_ids = list(schema.class_ids)
@@ -275,8 +286,7 @@ def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
     gen = torch.Generator().manual_seed(config.seed)
     train, held = _Pixels(), _Pixels()
     kp_train, kp_held = _Pixels(), _Pixels()
-    bar = tqdm(images, desc="features", unit="img", disable=not progress)
-    for im in bar:
+    for im in tqdm(images, desc="features", unit="img", disable=not progress):
         img, feats = synthesize_latents(G, [im.latent], return_features=True)
         image_size = img.shape[-1]
         if im.label is not None:
@@ -310,6 +320,22 @@ def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
     if x.shape[0] == 0 or xv.shape[0] == 0:
         raise GanfactoryError("no training or held-out pixels were sampled; raise pixels_per_image / "
                               "holdout_pixels_per_image")
+    kp = (*kp_train.tensors(), *kp_held.tensors()) if want_kp else None
+    return PixelSet(taps, x, y, xv, yv, kp)
+
+
+def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
+                      config: InterpreterConfig = InterpreterConfig(), progress: bool = True) -> tuple[
+                          Interpreter, TrainReport]:
+    """Train an ensemble (and keypoint heads when the schema names keypoints) from annotated images.
+
+    Memory: one image's native feature maps plus the gathered rows of the sampled pixels
+    (``pixels_per_image * len(images) * D`` floats), never the dense per-pixel table.
+    """
+    t0 = time.perf_counter()
+    pixels = collect_pixels(G, images, schema, config, progress)
+    taps, x, y, xv, yv = pixels.taps, pixels.x, pixels.y, pixels.x_val, pixels.y_val
+    class_ids = list(schema.class_ids)
     hidden = _hidden(config, len(class_ids))
     models, accs, epochs = [], [], []
     for m in tqdm(range(config.num_models), desc="ensemble", unit="model", disable=not progress):
@@ -321,9 +347,8 @@ def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
         accs.append(acc)
         epochs.append(ep)
     kp_model, kp_loss = None, None
-    if want_kp:
-        kx, ky = kp_train.tensors()
-        kxv, kyv = kp_held.tensors()
+    if pixels.keypoints is not None:
+        kx, ky, kxv, kyv = pixels.keypoints
         kgen = torch.Generator().manual_seed(config.seed * 1000 + 999)
         kp_model = PixelMLP(taps.dim, len(schema.keypoints), hidden)
         kp_model.reset(kgen)
@@ -390,6 +415,23 @@ def refine_peaks(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return x, y, peak
 
 
+PREDICT_BUDGET = 1 << 28
+"""Bytes of first-layer activations (one image, a chunk of models) that prediction holds at once."""
+
+
+def _folded(model: PixelMLP) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(W2, b2, W3, b3) of an eval-mode PixelMLP with each BatchNorm folded into the Linear layer after it:
+    fc(bn(a)) = (W * s) a + (W t + b), s = gamma / sqrt(var + eps), t = beta - mean * s."""
+    def fold(bn: nn.BatchNorm1d, fc: nn.Linear) -> tuple[Tensor, Tensor]:
+        s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        t = bn.bias - bn.running_mean * s
+        return fc.weight * s, fc.bias + fc.weight @ t
+
+    w2, b2 = fold(model.bn1, model.fc2)
+    w3, b3 = fold(model.bn2, model.fc3)
+    return w2, b2, w3, b3
+
+
 class Interpreter:
     """A trained ensemble over a generator's feature taps (see the module docstring)."""
 
@@ -409,36 +451,57 @@ class Interpreter:
 
     @torch.no_grad()
     def predict_features(self, features: dict[str, Tensor]) -> Prediction:
-        """Label images from their feature maps (per layer [N, C_l, h_l, w_l]); the first layer of every model
-        runs factorised, so memory is one model's [N, hidden0, S, S] at a time."""
+        """Label images from their feature maps (per layer [N, C_l, h_l, w_l]).
+
+        Per image, the first layers of a chunk of models run together, factorised and channels-last
+        (:func:`ganfactory.label.features.factorised_first_layer_nhwc`); BatchNorm is folded into the next
+        Linear layer. Memory: one image's [S, S, models_per_chunk * hidden0] at a time (``PREDICT_BUDGET``).
+        """
         size = self.taps.label_resolution
         n = next(iter(features.values())).shape[0]
         c = len(self.schema.classes)
-        votes = torch.zeros(n * size * size, c)
-        mean_p = torch.zeros(n * size * size, c)
-        mean_h = torch.zeros(n * size * size)
-        for model in self.classifiers:
-            p = torch.softmax(self._pixels(model, features), -1)
-            votes.scatter_add_(1, p.argmax(1, keepdim=True), torch.ones(p.shape[0], 1))
-            mean_p += p
-            mean_h += -(p * torch.log(p.clamp_min(1e-12))).sum(1)
         e = len(self.classifiers)
-        mean_p /= e
-        js = (-(mean_p * torch.log(mean_p.clamp_min(1e-12))).sum(1) - mean_h / e).clamp_min(0)
-        js = js.reshape(n, size, size)
-        labels = self._ids[votes.argmax(1)].reshape(n, size, size).numpy()
-        keypoints = None
-        if self.keypoint_head is not None:
-            heat = torch.sigmoid(self._pixels(self.keypoint_head, features))
-            heat = heat.reshape(n, size, size, -1).permute(0, 3, 1, 2)
-            x, y, peak = refine_peaks(heat)
-            keypoints = torch.stack([x, y, (peak >= self.config.keypoint_threshold).float()], -1).numpy()
-        return Prediction(labels, js, image_score(js), keypoints)
+        labels, js_maps, kp_rows = [], [], []
+        hidden0 = self.classifiers[0].fc1.out_features
+        per_chunk = max(1, PREDICT_BUDGET // (size * size * hidden0 * 4))
+        for i in range(n):
+            one = {k: features[k][i:i + 1] for k in self.taps.layers}
+            votes = torch.zeros(size * size, c)
+            mean_p = torch.zeros(size * size, c)
+            mean_h = torch.zeros(size * size)
+            for start in range(0, e, per_chunk):
+                chunk = self.classifiers[start:start + per_chunk]
+                for logits in self._heads(chunk, one):
+                    p = torch.softmax(logits, -1)
+                    votes.scatter_add_(1, p.argmax(1, keepdim=True), torch.ones(p.shape[0], 1))
+                    mean_p += p
+                    mean_h -= (p * torch.log(p.clamp_min(1e-12))).sum(1)
+            mean_p /= e
+            js = (-(mean_p * torch.log(mean_p.clamp_min(1e-12))).sum(1) - mean_h / e).clamp_min(0)
+            js_maps.append(js.reshape(size, size))
+            labels.append(self._ids[votes.argmax(1)].reshape(size, size))
+            if self.keypoint_head is not None:
+                heat = torch.sigmoid(self._heads([self.keypoint_head], one)[0])
+                x, y, peak = refine_peaks(heat.reshape(1, size, size, -1).permute(0, 3, 1, 2))
+                kp_rows.append(torch.stack([x, y, (peak >= self.config.keypoint_threshold).float()], -1)[0])
+        js = torch.stack(js_maps)
+        keypoints = torch.stack(kp_rows).numpy() if kp_rows else None
+        return Prediction(torch.stack(labels).numpy(), js, image_score(js), keypoints)
 
-    def _pixels(self, model: PixelMLP, features: dict[str, Tensor]) -> Tensor:
-        h = factorised_first_layer(features, self.taps.layers, self.taps.label_resolution, model.fc1.weight,
-                                   model.fc1.bias)                           # [N, H0, S, S]
-        return model.head(h.permute(0, 2, 3, 1).reshape(-1, h.shape[1]))
+    def _heads(self, models: list[PixelMLP], features: dict[str, Tensor]) -> list[Tensor]:
+        """Logits [S*S, C_m] of each model for one image."""
+        weight = torch.cat([m.fc1.weight for m in models])
+        bias = torch.cat([m.fc1.bias for m in models])
+        h = factorised_first_layer_nhwc(features, self.taps.layers, self.taps.label_resolution, weight, bias)
+        h = h.reshape(-1, weight.shape[0]).relu_()
+        out, start = [], 0
+        for m in models:
+            width = m.fc1.out_features
+            w2, b2, w3, b3 = _folded(m)
+            a = torch.addmm(b2, h[:, start:start + width], w2.t()).relu_()
+            out.append(torch.addmm(b3, a, w3.t()))
+            start += width
+        return out
 
     def predict(self, G, latents: Sequence[Latent]) -> tuple[Tensor, Prediction]:
         """Synthesize ``latents`` (one noise mode) and label them: (images [N, 3, H, W], Prediction)."""
