@@ -52,6 +52,8 @@ def albedo(mesh: Mesh, face_idx: Tensor, bary: Tensor) -> Tensor:
     f = face_idx.clamp(min=0)
     out = bary.new_ones(B, H, W, C)
     if mesh.textures:
+        if mesh.face_uvs is None:
+            raise ValueError("the mesh has textures but no face_uvs: give face_uvs [F, 3, 2] to sample them")
         uv = interpolate(mesh.face_uvs, face_idx, bary)
         which = torch.where(covered, mesh.face_texture[f], -1)
         tex = out
