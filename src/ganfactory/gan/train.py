@@ -442,6 +442,7 @@ class Trainer:
         log = open(self.out / "log.txt", "a") if main else None
         stats_file = open(self.out / "stats.jsonl", "a") if main else None
         t_start, nimg_start, last = time.time(), self.nimg, {}
+        next_tick = t_start + 60  # a progress line in log.txt every minute, for runs in the background
         try:
             while self.nimg < total and not self.interrupted:
                 t0 = time.time()
@@ -452,6 +453,13 @@ class Trainer:
                            "sec_per_kimg": (time.time() - t0) / cfg.batch * 1000}
                     stats_file.write(json.dumps(row) + "\n")
                     bar.set_postfix(G=f"{last['loss_G']:.3f}", D=f"{last['loss_D']:.3f}")
+                    if time.time() >= next_tick:
+                        next_tick = time.time() + 60
+                        rate = (time.time() - t_start) / max(self.nimg - nimg_start, 1) * 1000
+                        log.write(time.strftime("%Y-%m-%d %H:%M:%S ") + f"kimg {self.nimg / 1000:.3f}  "
+                                  f"s/kimg {rate:.1f}  loss_G {last['loss_G']:.4f}  loss_D {last['loss_D']:.4f}\n")
+                        log.flush()
+                        stats_file.flush()
                 if self.nimg >= next_snapshot or self.nimg >= total or self.interrupted:
                     next_snapshot += int(cfg.snapshot_kimg * 1000)
                     if main:
