@@ -13,16 +13,18 @@ from ganfactory.label.interpreter import (
     Interpreter,
     InterpreterConfig,
     PixelMLP,
+    PixelSet,
     Prediction,
     TrainingImage,
     TrainReport,
+    collect_pixels,
     load_interpreter,
     train_interpreter,
     training_images,
 )
 from ganfactory.label.uncertainty import filter_most_uncertain, image_score, js_divergence
 
-__all__ = ["FeatureTaps", "Interpreter", "InterpreterConfig", "PixelMLP", "Prediction", "ResolvedTaps",
-           "TrainReport", "TrainingImage", "concat_resized", "conv_layers", "factorised_first_layer",
+__all__ = ["FeatureTaps", "Interpreter", "InterpreterConfig", "PixelMLP", "PixelSet", "Prediction", "ResolvedTaps",
+           "TrainReport", "TrainingImage", "collect_pixels", "concat_resized", "conv_layers", "factorised_first_layer",
            "filter_most_uncertain", "gather_pixels", "image_score", "js_divergence", "load_interpreter",
            "naive_first_layer", "train_interpreter", "training_images"]

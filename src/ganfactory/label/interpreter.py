@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -181,15 +181,6 @@ def _gaussian_targets(y: Tensor, x: Tensor, keypoints: Tensor, sigma: float) -> 
     return torch.nan_to_num(t, nan=0.0)
 
 
-@dataclass
-class _Pixels:
-    x: list = field(default_factory=list)
-    y: list = field(default_factory=list)
-
-    def tensors(self) -> tuple[Tensor, Tensor]:
-        return torch.cat(self.x), torch.cat(self.y)
-
-
 def _label_at(label: np.ndarray, size: int) -> Tensor:
     if label.shape != (size, size):
         label = np.asarray(Image.fromarray(label, "L").resize((size, size), Image.NEAREST))
@@ -273,10 +264,16 @@ class PixelSet:
 
 def collect_pixels(G, images: Sequence[TrainingImage], schema: Schema, config: InterpreterConfig,
                    progress: bool = False) -> PixelSet:
-    """Synthesize each annotated image once, sample its pixels and gather their features (one image's maps in
-    memory at a time). Held-out pixels are disjoint from the training pixels of the same image."""
+    """Sample pixels of every annotated image and gather their features.
+
+    Two passes so that memory is the gathered rows and one image's native maps, nothing more: first every
+    image's positions are drawn (from the labels alone), then the row tables are allocated once and each image
+    is synthesized and gathered into its slice. Held-out pixels are disjoint from the training pixels of the
+    same image.
+    """
     taps = config.taps.resolve(G)
     size = taps.label_resolution
+    image_size = G.img_resolution
     class_ids = list(schema.class_ids)
     index_of = torch.full((256,), -1, dtype=torch.long)
     index_of[class_ids] = torch.arange(len(class_ids))
@@ -284,11 +281,10 @@ def collect_pixels(G, images: Sequence[TrainingImage], schema: Schema, config: I
     if not any(im.label is not None for im in images):
         raise GanfactoryError("no annotated image has a label map; the interpreter needs labels to train")
     gen = torch.Generator().manual_seed(config.seed)
-    train, held = _Pixels(), _Pixels()
-    kp_train, kp_held = _Pixels(), _Pixels()
-    for im in tqdm(images, desc="features", unit="img", disable=not progress):
-        img, feats = synthesize_latents(G, [im.latent], return_features=True)
-        image_size = img.shape[-1]
+    blank = torch.zeros(size, size, dtype=torch.long)
+    plans = []                       # per image: [(table, positions, targets)]
+    for im in images:
+        plan = []
         if im.label is not None:
             if im.label.shape != (image_size, image_size):
                 raise GanfactoryError(f"a label map is {im.label.shape[1]}x{im.label.shape[0]}, the generator's "
@@ -298,30 +294,39 @@ def collect_pixels(G, images: Sequence[TrainingImage], schema: Schema, config: I
                 raise GanfactoryError("a label map holds ids that are not classes of the schema")
             val = sample_positions(label, _holdout(config, size), None, False, gen)
             tr = sample_positions(label, config.pixels_per_image, val, config.class_balanced, gen)
-            for pix, where in ((train, tr), (held, val)):
-                zero = torch.zeros(where.numel(), dtype=torch.long)
-                pix.x.append(gather_pixels(feats, taps.layers, size, zero, where // size, where % size))
-                pix.y.append(label.reshape(-1)[where])
+            plan += [("train", tr, label.reshape(-1)[tr]), ("held", val, label.reshape(-1)[val])]
         if want_kp and im.keypoints:
             kps = _keypoints_at(im.keypoints, image_size, size)
             near = _near_keypoints(kps, size, 3 * config.keypoint_sigma)
-            val = sample_positions(torch.zeros(size, size, dtype=torch.long), _holdout(config, size), None, False,
-                                   gen)
-            rand = sample_positions(torch.zeros(size, size, dtype=torch.long), config.pixels_per_image, val, False,
-                                    gen)
+            val = sample_positions(blank, _holdout(config, size), None, False, gen)
+            rand = sample_positions(blank, config.pixels_per_image, val, False, gen)
             tr = torch.unique(torch.cat([rand, near[~torch.isin(near, val)]]))
-            for pix, where in ((kp_train, tr), (kp_held, val)):
-                zero = torch.zeros(where.numel(), dtype=torch.long)
-                pix.x.append(gather_pixels(feats, taps.layers, size, zero, where // size, where % size))
-                pix.y.append(_gaussian_targets(where // size, where % size, kps, config.keypoint_sigma))
-        del feats
-    x, y = train.tensors()
-    xv, yv = held.tensors()
-    if x.shape[0] == 0 or xv.shape[0] == 0:
+            for name, where in (("kp_train", tr), ("kp_held", val)):
+                plan.append((name, where, _gaussian_targets(where // size, where % size, kps, config.keypoint_sigma)))
+        plans.append(plan)
+    counts = {name: sum(len(w) for plan in plans for n, w, _ in plan if n == name)
+              for name in ("train", "held", "kp_train", "kp_held")}
+    if counts["train"] == 0 or counts["held"] == 0:
         raise GanfactoryError("no training or held-out pixels were sampled; raise pixels_per_image / "
                               "holdout_pixels_per_image")
-    kp = (*kp_train.tensors(), *kp_held.tensors()) if want_kp else None
-    return PixelSet(taps, x, y, xv, yv, kp)
+    tables = {name: torch.empty(n, taps.dim) for name, n in counts.items()}
+    filled = dict.fromkeys(counts, 0)
+    targets: dict[str, list] = {name: [] for name in counts}
+    for im, plan in tqdm(list(zip(images, plans, strict=True)), desc="features", unit="img", disable=not progress):
+        if not plan:
+            continue
+        _, feats = synthesize_latents(G, [im.latent], return_features=True)
+        for name, where, target in plan:
+            zero = torch.zeros(where.numel(), dtype=torch.long)
+            start = filled[name]
+            tables[name][start:start + len(where)] = gather_pixels(feats, taps.layers, size, zero, where // size,
+                                                                   where % size)
+            filled[name] += len(where)
+            targets[name].append(target)
+        del feats
+    ys = {name: torch.cat(t) if t else torch.empty(0) for name, t in targets.items()}
+    kp = (tables["kp_train"], ys["kp_train"], tables["kp_held"], ys["kp_held"]) if want_kp else None
+    return PixelSet(taps, tables["train"], ys["train"], tables["held"], ys["held"], kp)
 
 
 def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
