@@ -1,6 +1,6 @@
 """DIB-R renderer speed and memory: the binned rasterizer against the dense reference, in one run.
 
-    python benchmarks/render.py [--reps 5] [--cases sphere textured] [--threads 2]
+    python benchmarks/render.py [--reps 10] [--dense-reps 2] [--cases sphere textured] [--threads 2]
 
 Cases (the issue's):
   sphere    the 1280-face icosphere template, vertex colours + a directional light, 64x64, batch 16
@@ -8,12 +8,12 @@ Cases (the issue's):
 Each is rendered by ``Renderer`` (rasterize, shade, soft silhouette) with ``impl="binned"`` and with
 ``impl="dense"`` (every face against every pixel for face selection and for the soft mask's pairs).
 "forward" runs under no_grad; "forward+backward" backpropagates ``image.mean() + soft_mask.mean()`` to the
-vertices (and texture). Each measurement runs in a fresh subprocess, so its peak resident memory (max RSS
-minus the RSS before the first render) is its own. The two implementations' outputs are checked to be
-identical first. Times are the best of the repetitions (other work on a shared 2-core machine only
-ever adds time), wall clock and process CPU time (all threads; less sensitive to other work); medians
-and the 1-minute load average are in the JSON. Prints a table and writes
-benchmarks/results/render.json.
+vertices (and texture). The two implementations' outputs are checked to be identical first.
+Times come from one subprocess per (case, mode) that alternates binned and dense runs, so that both see
+the same load from other work on a shared machine; they are the best of the repetitions, wall clock and
+process CPU time (all threads). Peak resident memory (max RSS minus the RSS before the first render)
+comes from a fresh subprocess per (case, impl, mode). Prints a table and writes
+benchmarks/results/render.json (with medians and the 1-minute load average).
 """
 
 from __future__ import annotations
@@ -123,6 +123,45 @@ def measure(case: str, impl: str, mode: str, reps: int, threads: int) -> dict:
                 loadavg_1min=os.getloadavg()[0])
 
 
+def measure_pair(case: str, mode: str, reps: int, dense_reps: int, threads: int) -> dict:
+    """Times binned and dense alternately in one process, so both see the same load from other work."""
+    import torch
+
+    from ganfactory.render import RasterSettings, Renderer
+
+    torch.set_num_threads(threads)
+    mesh, cam, lights, params = build(case)
+    renderers = {impl: Renderer(RasterSettings((CASES[case]["size"],) * 2, impl=impl)) for impl in IMPLS}
+
+    def once(impl: str) -> tuple[float, float]:
+        t, c = time.perf_counter(), time.process_time()
+        if mode == "forward":
+            with torch.no_grad():
+                renderers[impl](mesh(), cam, lights)
+        else:
+            out = renderers[impl](mesh(), cam, lights)
+            (out.image.mean() + out.soft_mask.mean()).backward()
+            for p in params:
+                p.grad = None
+        return time.perf_counter() - t, time.process_time() - c
+
+    once("binned")
+    once("dense")
+    wall = {impl: [] for impl in IMPLS}
+    cpu = {impl: [] for impl in IMPLS}
+    per_dense = max(1, reps // dense_reps)
+    for _ in range(dense_reps):
+        for impl, n in (("binned", per_dense), ("dense", 1)):
+            for _ in range(n):
+                w, c = once(impl)
+                wall[impl].append(w)
+                cpu[impl].append(c)
+    return dict(case=case, mode=mode, threads=threads, loadavg_1min=os.getloadavg()[0],
+                **{f"{impl}_{k}": v for impl in IMPLS for k, v in (("min_s", min(wall[impl])),
+                                                                    ("median_s", statistics.median(wall[impl])),
+                                                                    ("cpu_s", min(cpu[impl])))})
+
+
 def _rss_kb() -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -163,14 +202,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "render.json")
     ap.add_argument("--child", nargs=3, metavar=("CASE", "IMPL", "MODE"), help=argparse.SUPPRESS)
     ap.add_argument("--check", metavar="CASE", help=argparse.SUPPRESS)
+    ap.add_argument("--pair", nargs=2, metavar=("CASE", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         case, impl, mode = args.child
-        reps = args.reps if impl == "binned" else args.dense_reps
+        reps = args.reps if impl == "binned" else 1
         print(json.dumps(measure(case, impl, mode, reps, args.threads)))
         return
     if args.check:
         print(json.dumps(check_identical(args.check)))
+        return
+    if args.pair:
+        print(json.dumps(measure_pair(*args.pair, args.reps, args.dense_reps, args.threads)))
         return
 
     def child(*extra: str) -> dict:
@@ -179,35 +222,40 @@ def main() -> None:
         run = subprocess.run(cmd, capture_output=True, text=True, check=True)
         return json.loads(run.stdout.strip().splitlines()[-1])
 
-    results, checks = [], {}
+    results, pairs, checks = [], [], {}
     for case in args.cases:
         checks[case] = child("--check", case)
         print(f"{case}: binned vs dense {checks[case]}", flush=True)
         for mode in MODES:
+            pr = child("--pair", case, mode)
+            pairs.append(pr)
+            print(f"  {mode:16s} binned {pr['binned_min_s'] * 1000:9.1f} ms (cpu {pr['binned_cpu_s'] * 1000:9.1f})"
+                  f"  dense {pr['dense_min_s'] * 1000:9.1f} ms (cpu {pr['dense_cpu_s'] * 1000:9.1f})"
+                  f"  load {pr['loadavg_1min']:.1f}", flush=True)
             for impl in IMPLS:
                 r = child("--child", case, impl, mode)
                 results.append(r)
-                print(f"  {impl:6s} {mode:16s} best {r['min_s'] * 1000:9.1f} ms  median {r['median_s'] * 1000:9.1f} ms"
-                      f"  cpu {r['cpu_s'] * 1000:9.1f} ms  peak {r['peak_mb']:8.1f} MB  load {r['loadavg_1min']:.1f}",
-                      flush=True)
+                print(f"  {impl:6s} {mode:16s} peak {r['peak_mb']:8.1f} MB", flush=True)
 
     rows = ["| case | mode | binned ms | dense ms | speed-up | binned CPU ms | dense CPU ms | CPU ratio "
             "| binned peak MB | dense peak MB | memory ratio |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for case in args.cases:
         for mode in MODES:
+            pr = next(p for p in pairs if p["case"] == case and p["mode"] == mode)
             b = next(r for r in results if r["case"] == case and r["mode"] == mode and r["impl"] == "binned")
             d = next(r for r in results if r["case"] == case and r["mode"] == mode and r["impl"] == "dense")
-            rows.append(f"| {case} | {mode} | {b['min_s'] * 1000:.1f} | {d['min_s'] * 1000:.1f} | "
-                        f"{d['min_s'] / b['min_s']:.0f}x | {b['cpu_s'] * 1000:.1f} | {d['cpu_s'] * 1000:.1f} | "
-                        f"{d['cpu_s'] / b['cpu_s']:.0f}x | {b['peak_mb']:.0f} | {d['peak_mb']:.0f} | "
-                        f"{d['peak_mb'] / max(b['peak_mb'], 1e-9):.1f}x |")
+            rows.append(f"| {case} | {mode} | {pr['binned_min_s'] * 1000:.1f} | {pr['dense_min_s'] * 1000:.1f} | "
+                        f"{pr['dense_min_s'] / pr['binned_min_s']:.0f}x | {pr['binned_cpu_s'] * 1000:.1f} | "
+                        f"{pr['dense_cpu_s'] * 1000:.1f} | {pr['dense_cpu_s'] / pr['binned_cpu_s']:.0f}x | "
+                        f"{b['peak_mb']:.0f} | {d['peak_mb']:.0f} | {d['peak_mb'] / max(b['peak_mb'], 1e-9):.1f}x |")
     table = "\n".join(rows)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(python=platform.python_version(), machine=platform.machine(), cases=CASES,
                 note="peak_mb = max RSS during the runs minus RSS before the first render")
-    args.out.write_text(json.dumps(dict(meta=meta, checks=checks, results=results, table=table), indent=2))
+    args.out.write_text(json.dumps(dict(meta=meta, checks=checks, timings=pairs, memory=results, table=table),
+                                   indent=2))
     print(f"wrote {args.out}")
 
 
