@@ -113,3 +113,14 @@ def test_class_balanced_sampling():
     exclude = torch.arange(0, 1024, 2)
     idx = sample_positions(label, None, exclude, False, g)
     assert len(idx) == 512 and not torch.isin(idx, exclude).any()
+
+
+def test_pixel_metrics_hand_computed():
+    from ganfactory.label.interpreter import pixel_metrics
+
+    truth = np.array([[[0, 0, 1, 1]]], np.uint8)
+    pred = np.array([[[0, 1, 1, 1]]], np.uint8)
+    m = pixel_metrics(pred, truth, [0, 1, 2])
+    assert m["pixel_accuracy"] == 0.75
+    assert m["iou"] == {0: 0.5, 1: 2 / 3}                       # class 2 absent from both: not averaged
+    assert m["mean_iou"] == pytest.approx((0.5 + 2 / 3) / 2)

@@ -102,10 +102,11 @@ def test_ray_two_workers_write_the_local_bytes(interp_dir, tmp_path):
     assert tree_bytes(tmp_path / "local") == tree_bytes(tmp_path / "ray")
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(interp_dir, tmp_path):
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_sigkill_then_resume_equals_an_uninterrupted_run(interp_dir, tmp_path, workers):
     cmd = [sys.executable, "-m", "ganfactory.cli", "synthesize", "--ckpt", "tiny32", "--interpreter", str(interp_dir),
            "--seeds", "0-59", "--shard-size", "5", "--filter", "0.2", "--trunc", "0.8", "--noise-mode", "random",
-           "--batch", "4", "--webdataset", "--quiet"]
+           "--batch", "4", "--webdataset", "--quiet", "--workers", str(workers)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([*cmd, "--out", str(tmp_path / "full")], check=True, env=env, capture_output=True)
     proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL,
@@ -149,6 +150,10 @@ def test_cli_interpreter_train_predict_and_errors(interp_dir, tmp_path):
                  "--out", str(tmp_path / "pred")]) == 0
     scores = json.loads((tmp_path / "pred/scores.json").read_text())
     assert list(scores) == ["seed0003", "seed0004"] and (tmp_path / "pred/overlay_grid.png").is_file()
+    assert main(["interpreter", "predict", "--ckpt", "tiny32", "--interpreter", str(tmp_path / "interp"),
+                 "--annotations", str(tmp_path / "ann"), "--out", str(tmp_path / "pred2")]) == 0
+    summary = json.loads((tmp_path / "pred2/scores.json").read_text())["summary"]
+    assert summary["items"] == 4 and 0 <= summary["pixel_accuracy"] <= 1
     assert main(["interpreter", "train", "--ckpt", "tiny32", "--annotations", str(tmp_path), "--out",
                  str(tmp_path / "i2")]) == 2
     assert main(["synthesize", "--ckpt", "tiny32", "--interpreter", str(tmp_path / "nope"), "--seeds", "0-3",

@@ -16,7 +16,11 @@ import torch
 from ganfactory.annotate.store import AnnotationSet, Latent, synthesize_latents
 from ganfactory.datasets.labeled import Schema
 
-__all__ = ["cluster_centroids", "colour_clusters", "make_cluster_annotations", "region_keypoints"]
+__all__ = ["PALETTE", "cluster_centroids", "colour_clusters", "make_cluster_annotations", "region_keypoints"]
+
+PALETTE = {"c1": (230, 25, 75), "c2": (60, 180, 75), "c3": (255, 225, 25), "c4": (0, 130, 200), "c5": (245, 130, 48),
+           "c6": (145, 30, 180), "c7": (70, 240, 240), "c8": (240, 50, 230)}
+"""Overlay colours of the clusters: saturated and distinct, so that overlays read on any image."""
 
 
 def colour_clusters(images: np.ndarray, k: int, iterations: int = 20, seed: int = 0) -> np.ndarray:
@@ -62,9 +66,8 @@ def make_cluster_annotations(G, root: str | Path, seeds: Sequence[int], num_clus
     centres = colour_clusters(images, num_clusters)
     labels = cluster_centroids(images, centres)
     names = ["background"] + [f"c{i}" for i in range(1, num_clusters + 1)]
-    colors = {n: tuple(int(v) for v in centres[i - 1]) for i, n in enumerate(names) if i}
     kp_names = [f"{n}_centre" for n in names[1:]] if keypoints else []
-    store = AnnotationSet.create(root, Schema.from_names(names, colors, kp_names), generator_name)
+    store = AnnotationSet.create(root, Schema.from_names(names, PALETTE, kp_names), generator_name)
     for seed, lat, img, lab in zip(seeds, latents, images, labels, strict=True):
         kps = region_keypoints(lab, range(1, num_clusters + 1)) if keypoints else None
         store.add(f"seed{seed:06d}", lat, img, lab, kps)

@@ -44,7 +44,8 @@ def register(sub) -> None:
         description="Reads a generator and an interpreter; labels --seeds, the ws of a latents.npz written by "
                     "'ganfactory generate', or the items of an AnnotationSet. Writes per image NAME.png (image), "
                     "NAME.label.png (uint8 ids), NAME.overlay.png, a grid of overlays and scores.json "
-                    "(per-image uncertainty, keypoints).")
+                    "(per-image uncertainty, keypoints; with --annotations also pixel accuracy and mean IoU "
+                    "against the stored labels).")
     q.add_argument("--ckpt", required=True)
     q.add_argument("--interpreter", required=True, help="interpreter directory")
     src = q.add_mutually_exclusive_group(required=True)
@@ -95,6 +96,7 @@ def run_predict(args: argparse.Namespace) -> None:
     from ganfactory.gan import load_generator
     from ganfactory.gan.sampling import image_grid, load_latents, parse_seeds, to_uint8
     from ganfactory.label import load_interpreter
+    from ganfactory.label.interpreter import pixel_metrics
 
     G = load_generator(args.ckpt)
     interp = load_interpreter(args.interpreter)
@@ -113,12 +115,13 @@ def run_predict(args: argparse.Namespace) -> None:
         store = AnnotationSet(args.annotations)
         names = store.ids
         latents = [store.latent(i, G) for i in names]
+        truth = {i: store.item(i, G).label for i in names}
     if not latents:
         raise GanfactoryError("nothing to label")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     colors = {c.id: c.color for c in interp.schema.classes}
-    overlays, scores = [], {}
+    overlays, scores, compared = [], {}, ([], [])
     for start in range(0, len(latents), 8):
         img, pred = interp.predict(G, latents[start:start + 8])
         pixels = to_uint8(img)
@@ -134,6 +137,15 @@ def run_predict(args: argparse.Namespace) -> None:
             overlays.append(ov)
             scores[name] = {"uncertainty": float(pred.score[j]),
                             "keypoints": None if pred.keypoints is None else pred.keypoints[j].tolist()}
+            if args.annotations and truth[name] is not None and truth[name].shape == label.shape:
+                scores[name]["pixel_accuracy"] = float((truth[name] == label).mean())
+                compared[0].append(label)
+                compared[1].append(truth[name])
     Image.fromarray(image_grid(np.stack(overlays))).save(out / "overlay_grid.png")
+    if compared[0]:
+        summary = pixel_metrics(np.stack(compared[0]), np.stack(compared[1]), interp.schema.class_ids)
+        scores = {"summary": {**summary, "items": len(compared[0])}, **scores}
+        print(f"against the stored labels of {len(compared[0])} items: pixel accuracy "
+              f"{summary['pixel_accuracy']:.4f}, mean IoU {summary['mean_iou']:.4f}")
     (out / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
     print(f"labelled {len(names)} images into {out}")

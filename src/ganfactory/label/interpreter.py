@@ -32,7 +32,7 @@ from ganfactory.label.features import FeatureTaps, ResolvedTaps, factorised_firs
 from ganfactory.label.uncertainty import image_score
 
 __all__ = ["FORMAT", "Interpreter", "InterpreterConfig", "PixelMLP", "PixelSet", "Prediction", "TrainReport",
-           "TrainingImage", "collect_pixels", "fit_pixel_model", "load_interpreter", "refine_peaks",
+           "TrainingImage", "collect_pixels", "fit_pixel_model", "load_interpreter", "pixel_metrics", "refine_peaks",
            "sample_positions", "train_interpreter", "training_images"]
 
 FORMAT = "ganfactory.interpreter"
@@ -393,6 +393,21 @@ class Prediction:
     """[N] per-image uncertainty: mean of the top 10% pixels."""
     keypoints: np.ndarray | None
     """[N, K, 3] ``(x, y, visible)`` in label pixels (centres at integers), or None without keypoint heads."""
+
+
+def pixel_metrics(predicted: np.ndarray, truth: np.ndarray, class_ids: Sequence[int]) -> dict:
+    """Pixel accuracy and mean IoU (over classes present in the prediction or the truth, background included, as
+    DatasetGAN reports) of label maps [N, H, W] uint8 against the truth of the same shape."""
+    if predicted.shape != truth.shape:
+        raise GanfactoryError(f"predicted labels are {predicted.shape}, the truth is {truth.shape}")
+    ious = {}
+    for c in class_ids:
+        p, t = predicted == c, truth == c
+        union = np.logical_or(p, t).sum()
+        if union:
+            ious[int(c)] = float(np.logical_and(p, t).sum() / union)
+    return {"pixel_accuracy": float((predicted == truth).mean()),
+            "mean_iou": float(np.mean(list(ious.values()))) if ious else float("nan"), "iou": ious}
 
 
 def refine_peaks(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -247,14 +247,27 @@ def _load_models(config: SynthConfig):
     from ganfactory.gan import load_generator
     from ganfactory.label.interpreter import load_interpreter
 
-    torch.set_num_threads(config.threads_per_worker)
     return load_generator(config.generator), load_interpreter(config.interpreter)
 
 
 _WORKER: dict = {}
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker process gets SIGKILL when its parent dies, so that a killed run leaves no orphan still
+    writing shards while a resumed run writes the same ones."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)      # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _pool_init(config: SynthConfig, root: str, plan_args: tuple) -> None:
+    _die_with_parent()
+    torch.set_num_threads(config.threads_per_worker)
     G, interp = _load_models(config)
     _WORKER.update(G=G, interp=interp, config=config, plan=DatasetPlan(Path(root), *plan_args))
 
@@ -280,18 +293,18 @@ def synthesize(config: SynthConfig, out: str | Path, backend: str = "local", wor
     if address is not None and backend != "ray":
         raise GanfactoryError("--address names a Ray cluster; use it with --backend ray")
     t0 = time.perf_counter()
-    G, interp = _load_models(config) if backend == "local" and workers == 1 else (None, None)
-    if interp is None:
+    in_process = backend == "local" and workers == 1
+    if in_process:
+        G, interp = _load_models(config)
+    else:                            # the workers load the models; here only the schema and label size are needed
         from ganfactory.label.interpreter import load_interpreter
 
-        interp_schema = load_interpreter(config.interpreter)
-    else:
-        interp_schema = interp
-    plan = plan_synthesis(config, out, interp_schema.schema, interp_schema.taps.label_resolution)
+        G, interp = None, load_interpreter(config.interpreter)
+    plan = plan_synthesis(config, out, interp.schema, interp.taps.label_resolution)
     todo = todo_shards(plan, config)
     stats: list[ShardStats] = []
     bar = tqdm(total=len(todo), desc="shards", unit="shard", disable=not progress)
-    if todo and backend == "local" and workers == 1:
+    if todo and in_process:
         for index in todo:
             stats.append(write_synth_shard(plan, config, index, G, interp))
             bar.update()
@@ -331,6 +344,7 @@ def _run_ray(plan: DatasetPlan, config: SynthConfig, todo: list[int], workers: i
             """One worker: loads the models once, then writes whole shards."""
 
             def __init__(self, config: SynthConfig, root: str, plan_args: tuple):
+                torch.set_num_threads(config.threads_per_worker)
                 self.G, self.interp = _load_models(config)
                 self.config, self.plan = config, DatasetPlan(Path(root), *plan_args)
 
