@@ -1,11 +1,13 @@
 """Synthesis throughput of the factory: samples/s, split into generator time, labelling time and writing time.
 
 For each resolution, one shard is written by ``ganfactory.synth.write_synth_shard`` (the function every worker
-runs), which times its three stages. The generator is a StyleGAN2 with random weights at NVlabs' paper256 widths
-(channel_base 16384, channel_max 512, 8 mapping layers); the interpreter is DatasetGAN's classifier with random
-weights (timing does not depend on the weights), over every conv layer, as an ensemble of 10 and of 1. Next to it,
-the labelling time of the naive path (resize all layers, concatenate, full first layer) for one image shows what
-the factorisation saves. One intra-op thread, as the factory's workers use.
+runs), which times its three stages, after one warm-up shard. The generator is a StyleGAN2 with random weights
+at NVlabs' paper256 widths (channel_base 16384) and at config-f widths (32768, DatasetGAN's generators),
+channel_max 512, 8 mapping layers. The interpreter is DatasetGAN's classifier with random weights (timing does
+not depend on them) over every conv layer, as an ensemble of 10 and of 1, eager and with the resize-and-sum
+fused by ``torch.compile`` (``SynthConfig.compile``; the warm-up shard pays the compilation). Next to it, the
+labelling time of the naive path (resize all layers, concatenate, full first layer) for one image shows what the
+factorisation saves. One intra-op thread, as the factory's workers use.
 
 Run: ``.venv/bin/python benchmarks/synthesize.py [--res 64 256] [--samples 4]``. Writes
 benchmarks/results/synthesize.json and prints a table.
@@ -30,9 +32,10 @@ from ganfactory.synth import SynthConfig, plan_synthesis, write_synth_shard
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def generator(res: int) -> Generator:
+def generator(res: int, channel_base: int) -> Generator:
     torch.manual_seed(0)
-    return Generator(GeneratorConfig(img_resolution=res, channel_base=16384, channel_max=512, mapping_layers=8)).eval()
+    return Generator(GeneratorConfig(img_resolution=res, channel_base=channel_base, channel_max=512,
+                                     mapping_layers=8)).eval()
 
 
 def interpreter(G: Generator, models: int, classes: int = 8) -> Interpreter:
@@ -66,25 +69,32 @@ def main() -> None:
     p.add_argument("--res", type=int, nargs="+", default=[64, 256])
     p.add_argument("--samples", type=int, default=4, help="samples per measurement (one shard)")
     p.add_argument("--models", type=int, nargs="+", default=[10, 1], help="ensemble sizes")
+    p.add_argument("--channel-base", type=int, nargs="+", default=[16384, 32768],
+                   help="generator widths: 16384 = NVlabs paper256, 32768 = config-f (DatasetGAN's generators)")
     args = p.parse_args()
     torch.set_num_threads(1)
     rows = []
-    for res in args.res:
-        G = generator(res)
-        for models in args.models:
+    for res, channel_base in [(r, c) for r in args.res for c in args.channel_base]:
+        G = generator(res, channel_base)
+        for models, compiled in [(m, c) for m in args.models for c in (False, True)]:
             interp = interpreter(G, models)
             with tempfile.TemporaryDirectory() as tmp:
                 interp.save(Path(tmp) / "interp")
                 config = SynthConfig(generator=f"random-paper256-{res}", interpreter=str(Path(tmp) / "interp"),
                                      seeds=tuple(range(args.samples)), candidates_per_shard=args.samples,
-                                     batch_size=2, coco_object=None)
+                                     batch_size=2, coco_object=None, compile=compiled)
+                interp.compile = compiled
+                warm = plan_synthesis(config, Path(tmp) / "warm", interp.schema, res)
+                write_synth_shard(warm, config, 0, G, interp)                # first calls allocate and page in
                 plan = plan_synthesis(config, Path(tmp) / "ds", interp.schema, res)
                 t0 = time.perf_counter()
                 stats = write_synth_shard(plan, config, 0, G, interp)
                 total = time.perf_counter() - t0
-            naive = naive_label_seconds(G, interp) if models == args.models[0] else None
+            naive = naive_label_seconds(G, interp) if models == args.models[0] and not compiled else None
             n = stats.samples
-            rows.append({"res": res, "models": models, "dim": interp.taps.dim, "samples": n,
+            rows.append({"res": res, "channel_base": channel_base, "models": models, "compiled": compiled,
+                         "dim": interp.taps.dim,
+                         "samples": n,
                          "samples_per_s": n / total, "generator_s_per_sample": stats.generator_seconds / n,
                          "label_s_per_sample": stats.label_seconds / n, "write_s_per_sample": stats.write_seconds / n,
                          "label_over_generator": stats.label_seconds / stats.generator_seconds,
@@ -93,12 +103,14 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "synthesize.json"
     out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1) + "\n")
-    print("| res | D | models | samples/s | generator s/sample | labelling s/sample | writing s/sample | labelling / "
-          "generator | naive labelling s/sample |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| res | channel_base | D | models | labeller | samples/s | generator s/sample | labelling s/sample | "
+          "writing s/sample | labelling / generator | naive labelling s/sample |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         naive = "" if r["naive_label_s_per_sample"] is None else f"{r['naive_label_s_per_sample']:.2f}"
-        cells = [r["res"], r["dim"], r["models"], f"{r['samples_per_s']:.3f}", f"{r['generator_s_per_sample']:.3f}",
+        cells = [r["res"], r["channel_base"], r["dim"], r["models"], "compiled" if r["compiled"] else "eager",
+                 f"{r['samples_per_s']:.3f}",
+                 f"{r['generator_s_per_sample']:.3f}",
                  f"{r['label_s_per_sample']:.3f}", f"{r['write_s_per_sample']:.3f}",
                  f"{r['label_over_generator']:.2f}", naive]
         print("| " + " | ".join(str(c) for c in cells) + " |")

@@ -107,3 +107,17 @@ def test_default_taps_are_the_conv_layers():
     assert taps.label_resolution == 32
     with pytest.raises(Exception, match="unknown feature layers"):
         FeatureTaps(("b64.conv0",)).resolve(G)
+
+
+def test_upsample_sum_relu_is_the_factorised_first_layer():
+    """The function that torch.compile fuses (SynthConfig.compile) computes relu(factorised first layer)."""
+    from ganfactory.label.features import project_by_size, upsample_sum_relu
+
+    feats = random_features(SIZES, CHANNELS)
+    layers = tuple(feats)
+    g = torch.Generator().manual_seed(5)
+    weight, bias = torch.randn(8, sum(CHANNELS), generator=g), torch.randn(8, generator=g)
+    parts = project_by_size(feats, layers, weight)
+    assert len(parts) == 5                                            # the two 8 px layers share one resize
+    got = upsample_sum_relu(24, bias, *parts)
+    assert (got - naive_first_layer(feats, layers, 24, weight, bias).relu()).abs().max() < 1e-5

@@ -124,3 +124,18 @@ def test_pixel_metrics_hand_computed():
     assert m["pixel_accuracy"] == 0.75
     assert m["iou"] == {0: 0.5, 1: 2 / 3}                       # class 2 absent from both: not averaged
     assert m["mean_iou"] == pytest.approx((0.5 + 2 / 3) / 2)
+
+
+@pytest.mark.slow
+def test_compiled_prediction_equals_eager(trained):
+    """torch.compile fuses the resize-and-sum (compiles for about half a minute, hence slow)."""
+    G, store, images, interp, _ = trained
+    from ganfactory.annotate import synthesize_latents
+    from ganfactory.label.interpreter import Interpreter
+
+    _, feats = synthesize_latents(G, [im.latent for im in images[10:12]], return_features=True)
+    compiled = Interpreter(interp.taps, interp.schema, interp.classifiers, interp.keypoint_head, interp.config,
+                           compile=True)
+    a, b = interp.predict_features(feats), compiled.predict_features(feats)
+    assert (a.labels == b.labels).mean() > 0.999
+    assert torch.allclose(a.pixel_uncertainty, b.pixel_uncertainty, atol=1e-5)

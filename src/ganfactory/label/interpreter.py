@@ -28,7 +28,14 @@ from tqdm import tqdm
 from ganfactory.annotate.store import AnnotationSet, Latent, synthesize_latents
 from ganfactory.datasets.labeled import Schema
 from ganfactory.errors import GanfactoryError
-from ganfactory.label.features import FeatureTaps, ResolvedTaps, factorised_first_layer_nhwc, gather_pixels
+from ganfactory.label.features import (
+    FeatureTaps,
+    ResolvedTaps,
+    compiled_upsample_sum_relu,
+    factorised_first_layer_nhwc,
+    gather_pixels,
+    project_by_size,
+)
 from ganfactory.label.uncertainty import image_score
 
 __all__ = ["FORMAT", "Interpreter", "InterpreterConfig", "PixelMLP", "PixelSet", "Prediction", "TrainReport",
@@ -456,7 +463,11 @@ class Interpreter:
     """A trained ensemble over a generator's feature taps (see the module docstring)."""
 
     def __init__(self, taps: ResolvedTaps, schema: Schema, classifiers: list[PixelMLP],
-                 keypoint_head: PixelMLP | None = None, config: InterpreterConfig = InterpreterConfig()):
+                 keypoint_head: PixelMLP | None = None, config: InterpreterConfig = InterpreterConfig(),
+                 compile: bool = False):
+        """``compile``: run the resize-and-sum of the first layer through ``torch.compile`` (one fused pass;
+        equal to the eager path to float rounding; the first call per shape compiles)."""
+        self.compile = compile
         self.taps = taps
         self.schema = schema
         self.classifiers = classifiers
@@ -512,8 +523,13 @@ class Interpreter:
         """Logits [S*S, C_m] of each model for one image."""
         weight = torch.cat([m.fc1.weight for m in models])
         bias = torch.cat([m.fc1.bias for m in models])
-        h = factorised_first_layer_nhwc(features, self.taps.layers, self.taps.label_resolution, weight, bias)
-        h = h.reshape(-1, weight.shape[0]).relu_()
+        size = self.taps.label_resolution
+        if self.compile:
+            parts = project_by_size(features, self.taps.layers, weight)
+            h = compiled_upsample_sum_relu()(size, bias, *parts).permute(0, 2, 3, 1).reshape(-1, weight.shape[0])
+        else:
+            h = factorised_first_layer_nhwc(features, self.taps.layers, size, weight, bias)
+            h = h.reshape(-1, weight.shape[0]).relu_()
         out, start = [], 0
         for m in models:
             width = m.fc1.out_features
@@ -554,8 +570,8 @@ class Interpreter:
         return path
 
 
-def load_interpreter(path: str | Path) -> Interpreter:
-    """Read an interpreter directory written by ``Interpreter.save``."""
+def load_interpreter(path: str | Path, compile: bool = False) -> Interpreter:
+    """Read an interpreter directory written by ``Interpreter.save`` (``compile``: see ``Interpreter``)."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -582,4 +598,4 @@ def load_interpreter(path: str | Path) -> Interpreter:
     if header["keypoint_head"]:
         kp = PixelMLP(taps.dim, len(schema.keypoints), hidden)
         kp.load_state_dict({k[len("keypoints."):]: v for k, v in weights.items() if k.startswith("keypoints.")})
-    return Interpreter(taps, schema, models, kp, config)
+    return Interpreter(taps, schema, models, kp, config, compile=compile)
