@@ -119,5 +119,5 @@ def test_upsample_sum_relu_is_the_factorised_first_layer():
     weight, bias = torch.randn(8, sum(CHANNELS), generator=g), torch.randn(8, generator=g)
     parts = project_by_size(feats, layers, weight)
     assert len(parts) == 5                                            # the two 8 px layers share one resize
-    got = upsample_sum_relu(24, bias, *parts)
-    assert (got - naive_first_layer(feats, layers, 24, weight, bias).relu()).abs().max() < 1e-5
+    got = upsample_sum_relu(24, bias, *parts)                          # [N, 24, 24, H]
+    assert (got.permute(0, 3, 1, 2) - naive_first_layer(feats, layers, 24, weight, bias).relu()).abs().max() < 1e-5

@@ -211,8 +211,8 @@ def factorised_first_layer_nhwc(features: dict[str, Tensor], layers: tuple[str, 
 
 
 def project_by_size(features: dict[str, Tensor], layers: tuple[str, ...], weight: Tensor) -> list[Tensor]:
-    """The per-layer projections ``W_l . f_l`` summed over layers of the same native size: one [N, H, h, w]
-    tensor per size (channels-last memory), in first-seen order. weight: [H, D] in ``layers`` column order."""
+    """The per-layer projections ``W_l . f_l`` summed over layers of the same native size: one [N, h, w, H]
+    (channels-last) tensor per size, in first-seen order. weight: [H, D] in ``layers`` column order."""
     by_size: dict[tuple[int, int], Tensor] = {}
     start = 0
     for n in layers:
@@ -224,18 +224,20 @@ def project_by_size(features: dict[str, Tensor], layers: tuple[str, ...], weight
         by_size[key] = projected if key not in by_size else by_size[key].add_(projected)
     if start != weight.shape[1]:
         raise ValueError(f"weight has {weight.shape[1]} input features, the layers give {start}")
-    return [p.permute(0, 3, 1, 2) for p in by_size.values()]
+    return list(by_size.values())
 
 
 def upsample_sum_relu(size: int, bias: Tensor, *parts: Tensor) -> Tensor:
-    """relu(bias + sum_p resize(p, size)) for parts [N, H, h_p, w_p]: the rest of the factorised first layer and
-    its activation, written functionally so that ``torch.compile`` can fuse it into one pass over the output
-    (see :func:`compiled_upsample_sum_relu`). Returns [N, H, size, size]."""
-    out = bias[None, :, None, None]
+    """relu(sum_p resize(p, size) + bias) for channels-last parts [N, h_p, w_p, H]: the rest of the factorised
+    first layer and its activation, written functionally so that ``torch.compile`` fuses it into one pass that
+    writes the [N, size, size, H] output once (:func:`compiled_upsample_sum_relu`)."""
+    out = None
     for p in parts:
-        out = out + (p if p.shape[-1] == size and p.shape[-2] == size else
-                     F.interpolate(p, size=(size, size), mode="bilinear", align_corners=False))
-    return torch.relu(out)
+        if p.shape[1] != size or p.shape[2] != size:
+            p = F.interpolate(p.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
+                              align_corners=False).permute(0, 2, 3, 1)
+        out = p if out is None else out + p
+    return torch.relu(out + bias)
 
 
 _COMPILED: dict[str, object] = {}

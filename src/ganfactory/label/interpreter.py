@@ -526,7 +526,7 @@ class Interpreter:
         size = self.taps.label_resolution
         if self.compile:
             parts = project_by_size(features, self.taps.layers, weight)
-            h = compiled_upsample_sum_relu()(size, bias, *parts).permute(0, 2, 3, 1).reshape(-1, weight.shape[0])
+            h = compiled_upsample_sum_relu()(size, bias, *parts).reshape(-1, weight.shape[0])
         else:
             h = factorised_first_layer_nhwc(features, self.taps.layers, size, weight, bias)
             h = h.reshape(-1, weight.shape[0]).relu_()
