@@ -8,8 +8,10 @@ import torch
 
 from ganfactory.datasets.car_assembly import CAR_IDS, KEYPOINT_NAMES, NAMED_CAR_IDS, assemble_car, save_car_mesh
 from ganfactory.datasets.cars import (
+    FRAME_FILL,
     RenderSettings,
     background_image,
+    camera_for,
     contact_sheet,
     majority_labels,
     render_car_sample,
@@ -196,3 +198,15 @@ def test_the_assembled_mesh_renders_as_is_with_translucent_glass(cars):
     # The same front faces as the sample's label map (glass included), and the glass is translucent.
     assert torch.equal(out.labels[0], torch.where(sample.labels > 0, sample.labels, -1))
     assert float(car.mesh.face_alpha[car.mesh.face_parts == CARS13.index("window")].max()) < 0.5
+
+
+@pytest.mark.parametrize("azimuth", [0.0, 35.0, 90.0, 180.0, 250.0])
+@pytest.mark.parametrize("car_id", ["car1-trb1", "buggy"])
+def test_bounding_box_spans_frame_fill_of_the_image_at_the_base_distance(cars, car_id, azimuth):
+    car = cars[car_id]
+    camera = camera_for(car, view(car_id, azimuth, elevation=25.0), 64)
+    verts = car.mesh.verts[0]
+    lo, hi = verts.min(0).values, verts.max(0).values
+    corners = torch.stack(torch.meshgrid(*[torch.stack([lo[i], hi[i]]) for i in range(3)], indexing="ij"), -1)
+    ndc = camera.view_to_ndc(camera.world_to_view(corners.reshape(1, 8, 3)))
+    assert float(ndc.abs().max()) == pytest.approx(FRAME_FILL, abs=1e-4)  # end-on views are framed as tightly

@@ -27,7 +27,7 @@ from ganfactory.render import Camera, DirectionalLights, Mesh, RasterSettings, R
 from ganfactory.render.rasterizer import rasterize_mesh
 
 __all__ = [
-    "DISTANCE_MARGIN",
+    "FRAME_FILL",
     "KEYPOINT_LABELS",
     "CarSample",
     "RenderSettings",
@@ -45,8 +45,11 @@ KEYPOINT_LABELS: dict[str, tuple[str, ...]] = {
 """The cars-13 classes a visible keypoint's pixel must carry (by the keypoint name's first word)."""
 
 
-DISTANCE_MARGIN = 1.05
-"""Base camera distance over the distance at which the car's bounding sphere just fits the view."""
+FRAME_FILL = 0.9
+"""At the base distance, the car's bounding box spans this fraction of the image in its larger projected
+dimension (the distance jitter then scales it by about 1/0.9 to 1/1.1). Fitting the box per view, rather
+than a bounding sphere for all views, keeps end-on cars as large as side-on ones: at 64 px small parts
+(lamps, mirrors, plates) need every pixel they can get."""
 
 
 @dataclass(frozen=True)
@@ -109,15 +112,23 @@ def look_at_z_up(eye: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor,
 
 def camera_for(car: Car, variation: SampleVariation, resolution: int) -> Camera:
     """The sample's camera: looking at the car's box centre (+ jitter) from the variation's direction,
-    at ``DISTANCE_MARGIN`` x the distance where the car's bounding sphere fills the field of view
-    (x the distance jitter), so that even the nearest cameras do not cut the car off."""
+    at the distance where the car's bounding box spans ``FRAME_FILL`` of the image (x the distance jitter).
+
+    For a box corner at a = R (p - target) in the look-at frame, the camera at distance d sees it at
+    a_x / (d - a_z); it lies within the fraction F of the half-image when d >= a_z + |a_x| / (F tan(fov/2)),
+    and likewise for y. The base distance is the smallest d that holds for all eight corners."""
     verts = car.mesh.verts[0].double()
     lo, hi = verts.min(0).values, verts.max(0).values
     centre, half = (lo + hi) / 2, (hi - lo) / 2
     target = centre + half * torch.tensor(variation.target_offset, dtype=torch.float64)
     fov = math.radians(variation.fov_deg)
-    distance = float(half.norm()) / math.sin(fov / 2) * DISTANCE_MARGIN * variation.distance_scale
-    eye = target + distance * torch.tensor(variation.view_direction, dtype=torch.float64)
+    direction = torch.tensor(variation.view_direction, dtype=torch.float64)
+    R, _ = look_at_z_up((target + direction)[None], target[None])
+    corners = torch.stack(torch.meshgrid(*[torch.stack([lo[i], hi[i]]) for i in range(3)], indexing="ij"), -1)
+    a = (corners.reshape(-1, 3) - target) @ R[0].T
+    reach = a[:, :2].abs().max(dim=1).values / (FRAME_FILL * math.tan(fov / 2))
+    distance = float((a[:, 2] + reach).max()) * variation.distance_scale
+    eye = target + distance * direction
     R, t = look_at_z_up(eye[None].float(), target[None].float())
     return Camera.from_fov(R, t, fov, (resolution, resolution))
 
