@@ -139,3 +139,12 @@ def test_compiled_prediction_equals_eager(trained):
     a, b = interp.predict_features(feats), compiled.predict_features(feats)
     assert (a.labels == b.labels).mean() > 0.999
     assert torch.allclose(a.pixel_uncertainty, b.pixel_uncertainty, atol=1e-5)
+
+
+def test_training_refuses_annotations_that_do_not_regenerate(trained):
+    G, store, images, interp, _ = trained
+    from ganfactory.label import TrainingImage
+
+    wrong = TrainingImage(images[0].latent, images[0].label, None, images[1].image)
+    with pytest.raises(Exception, match="does not regenerate"):
+        train_interpreter(G, [wrong], store.schema, interp.config, progress=False)

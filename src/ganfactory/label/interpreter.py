@@ -103,6 +103,9 @@ class TrainingImage:
     """[H, W] uint8 class ids, or None (keypoints only)."""
     keypoints: Sequence[Sequence[float | None]] | None = None
     """[K, 3] ``[x, y, visible]`` pixels (centres at integers), or None."""
+    image: np.ndarray | None = None
+    """[H, W, 3] uint8, the image that was annotated; when given, training checks that the latent regenerates it
+    (labels of an image the features do not describe would teach the interpreter nonsense)."""
 
 
 def training_images(store: AnnotationSet, G) -> list[TrainingImage]:
@@ -110,7 +113,7 @@ def training_images(store: AnnotationSet, G) -> list[TrainingImage]:
     items = [store.item(i, G) for i in store.annotated_ids()]
     if not items:
         raise GanfactoryError(f"{store.root} has no item with status 'annotated'; annotate some first")
-    return [TrainingImage(it.latent, it.label, it.keypoints) for it in items]
+    return [TrainingImage(it.latent, it.label, it.keypoints, it.image) for it in items]
 
 
 # ------------------------------------------------------------------------------------------ the model
@@ -322,7 +325,16 @@ def collect_pixels(G, images: Sequence[TrainingImage], schema: Schema, config: I
     for im, plan in tqdm(list(zip(images, plans, strict=True)), desc="features", unit="img", disable=not progress):
         if not plan:
             continue
-        _, feats = synthesize_latents(G, [im.latent], return_features=True)
+        img, feats = synthesize_latents(G, [im.latent], return_features=True)
+        if im.image is not None:
+            from ganfactory.gan.sampling import to_uint8
+
+            regenerated = to_uint8(img)[0]
+            diff = (int(np.abs(regenerated.astype(int) - im.image.astype(int)).max())
+                    if regenerated.shape == im.image.shape else 255)
+            if diff > 1:
+                raise GanfactoryError(f"an annotated image does not regenerate from its latent (differs by {diff} "
+                                      "levels): use the store's generator, and store 'random' noise with the latent")
         for name, where, target in plan:
             zero = torch.zeros(where.numel(), dtype=torch.long)
             start = filled[name]
