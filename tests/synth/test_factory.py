@@ -154,6 +154,11 @@ def test_cli_interpreter_train_predict_and_errors(interp_dir, tmp_path):
                  "--annotations", str(tmp_path / "ann"), "--out", str(tmp_path / "pred2")]) == 0
     summary = json.loads((tmp_path / "pred2/scores.json").read_text())["summary"]
     assert summary["items"] == 4 and 0 <= summary["pixel_accuracy"] <= 1
+    assert main(["generate", "--ckpt", "tiny32", "--seeds", "7-8", "--noise-mode", "random", "--out",
+                 str(tmp_path / "gen")]) == 0
+    assert main(["interpreter", "predict", "--ckpt", "tiny32", "--interpreter", str(interp_dir), "--latents",
+                 str(tmp_path / "gen/latents.npz"), "--out", str(tmp_path / "pred3")]) == 0
+    assert (tmp_path / "pred3/seed0008.png").read_bytes() == (tmp_path / "gen/seed0008.png").read_bytes()
     assert main(["interpreter", "train", "--ckpt", "tiny32", "--annotations", str(tmp_path), "--out",
                  str(tmp_path / "i2")]) == 2
     assert main(["synthesize", "--ckpt", "tiny32", "--interpreter", str(tmp_path / "nope"), "--seeds", "0-3",

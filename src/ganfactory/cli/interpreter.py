@@ -105,10 +105,11 @@ def run_predict(args: argparse.Namespace) -> None:
         names = [f"seed{s:04d}" for s in seeds]
         latents = [Latent.from_seed(G, s, args.trunc, args.noise_mode) for s in seeds]
     elif args.latents:
-        ws, mode, noise, settings = load_latents(args.latents)
-        names = [f"seed{s:04d}" for s in settings.get("seeds", [])] or [f"latent{i:04d}" for i in range(len(ws))]
-        if len(names) != len(ws):
-            names = [f"latent{i:04d}" for i in range(len(ws))]
+        ws, mode, noise, _ = load_latents(args.latents)
+        with np.load(args.latents) as data:
+            seeds = data["seeds"].tolist() if "seeds" in data.files else []
+        names = ([f"seed{s:04d}" for s in seeds] if len(seeds) == len(ws) else
+                 [f"latent{i:04d}" for i in range(len(ws))])
         latents = [Latent(ws[i], mode, None if noise is None else {k: v[i:i + 1] for k, v in noise.items()})
                    for i in range(len(ws))]
     else:
