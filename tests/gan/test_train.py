@@ -165,3 +165,18 @@ def test_sigint_writes_a_snapshot_and_resume_picks_it_up(images, tmp_path):
     train_gan("--data", images, "--out", out, "--kimg", f"{(steps + 2) * 4 / 1000}", "--snapshot-kimg", "50",
               *TINY, "--resume")
     assert [r["step"] for r in stats(out)] == list(range(1, steps + 3))
+
+
+def test_style_mixing_and_path_length_steps_run(tmp_path):
+    from ganfactory.gan.train import Trainer, TrainConfig
+
+    imgs = (torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    cfg = TrainConfig(data="unused", out=str(tmp_path), preset="cpu32", style_mixing=1.0, pl_weight=2.0,
+                      pl_interval=1, z_dim=16, w_dim=16, channel_base=128, channel_max=16, batch=4,
+                      metric_generated=0)
+    trainer = Trainer(cfg, imgs, progress=False)
+    before = trainer.G.state_dict()["synthesis.b16.conv1.weight"].clone()
+    rows = [trainer.step() for _ in range(2)]
+    assert all("pl_penalty" in r and np.isfinite(list(r.values())).all() for r in rows)
+    assert float(trainer.pl_mean) > 0 and trainer.skipped_steps == 0
+    assert not torch.equal(trainer.G.state_dict()["synthesis.b16.conv1.weight"], before)

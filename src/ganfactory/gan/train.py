@@ -36,7 +36,7 @@ from ganfactory.gan.data import load_images
 from ganfactory.gan.io.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ganfactory.gan.loss import d_logistic_loss, g_nonsaturating_loss, path_lengths, r1_penalty
 from ganfactory.gan.metrics import FeatureNet, compute_kid
-from ganfactory.gan.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ganfactory.gan.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, mix_styles
 from ganfactory.gan.sampling import image_grid, seeds_to_z, to_uint8
 
 __all__ = ["PRESETS", "TrainConfig", "train"]
@@ -246,7 +246,7 @@ class Trainer:
         ws = self.G.mapping(d["z"], update_w_avg=update_w_avg and self.dist.world == 1)
         if "mix" in d and d["mix"][1] < ws.shape[1]:
             z2, cutoff = d["mix"]
-            ws = torch.cat([ws[:, :cutoff], self.G.mapping(z2)[:, cutoff:]], dim=1)
+            ws = mix_styles(ws, self.G.mapping(z2), cutoff)
         return self.G.synthesis(ws, noise_mode="random", noise=d["noise"]), ws
 
     def _run_D(self, img: torch.Tensor, aug_params: dict) -> torch.Tensor:
