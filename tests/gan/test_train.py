@@ -168,7 +168,7 @@ def test_sigint_writes_a_snapshot_and_resume_picks_it_up(images, tmp_path):
 
 
 def test_style_mixing_and_path_length_steps_run(tmp_path):
-    from ganfactory.gan.train import Trainer, TrainConfig
+    from ganfactory.gan.train import TrainConfig, Trainer
 
     imgs = (torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
     cfg = TrainConfig(data="unused", out=str(tmp_path), preset="cpu32", style_mixing=1.0, pl_weight=2.0,
