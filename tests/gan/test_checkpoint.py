@@ -55,7 +55,7 @@ def test_bad_checkpoints_say_what_is_wrong(tmp_path, tiny_ckpt):
     path = save_checkpoint(tiny_ckpt, tmp_path / "c")
     cfg = json.loads((path / "config.json").read_text())
     (path / "config.json").write_text(json.dumps({**cfg, "format_version": 99}))
-    with pytest.raises(CheckpointError, match="newer ganfactory"):
+    with pytest.raises(CheckpointError, match="newer than this ganfactory reads"):
         load_checkpoint(path)
     (path / "config.json").write_text(json.dumps({**cfg, "format": "other"}))
     with pytest.raises(CheckpointError, match="format is 'other'"):

@@ -46,6 +46,7 @@ from torch import Tensor
 
 from ganfactory.datasets.labeled import Schema
 from ganfactory.errors import GanfactoryError
+from ganfactory.formats import check_format_header
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "STATUSES", "AnnotationError", "AnnotationItem", "AnnotationSet", "Latent",
            "synthesize_latents"]
@@ -159,11 +160,7 @@ class AnnotationSet:
             header = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise AnnotationError(f"{path}: not JSON ({e})") from None
-        if header.get("format") != FORMAT:
-            raise AnnotationError(f"{path}: format is {header.get('format')!r}, expected {FORMAT!r}")
-        if not isinstance(header.get("format_version"), int) or header["format_version"] > FORMAT_VERSION:
-            raise AnnotationError(f"{path}: format version {header.get('format_version')!r} is newer than this "
-                                  f"ganfactory reads ({FORMAT_VERSION}); upgrade ganfactory")
+        check_format_header(header, path, FORMAT, FORMAT_VERSION, AnnotationError)
         self.header = header
         self.schema = Schema.from_json(header["schema"])
         self.generator: str | None = header.get("generator")

@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image
 
 from ganfactory.errors import GanfactoryError
+from ganfactory.formats import check_format_header
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
@@ -422,11 +423,7 @@ class LabeledDataset:
                 header = json.loads(path.read_text())
             except json.JSONDecodeError as e:
                 raise LabeledDatasetError(f"{path}: not JSON ({e})") from None
-        if header.get("format") != FORMAT:
-            raise LabeledDatasetError(f"{self.root}: format is {header.get('format')!r}, expected {FORMAT!r}")
-        if not isinstance(header.get("format_version"), int) or header["format_version"] > FORMAT_VERSION:
-            raise LabeledDatasetError(f"{self.root}: format version {header.get('format_version')!r} is newer than "
-                                      f"this ganfactory reads ({FORMAT_VERSION}); upgrade ganfactory")
+        check_format_header(header, self.root, FORMAT, FORMAT_VERSION, LabeledDatasetError)
         self.header = header
         self.schema = Schema.from_json(header["schema"])
         self.provenance: dict = header.get("provenance", {})

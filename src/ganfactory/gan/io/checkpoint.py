@@ -26,6 +26,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import load_file, save_file
 
 from ganfactory.errors import CheckpointError
+from ganfactory.formats import check_format_header
 from ganfactory.gan.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "is_checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -116,11 +117,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
         raise CheckpointError(f"{path}: no config.json (not a ganfactory checkpoint)") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: config.json is not valid JSON ({e})") from None
-    if config.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: config.json format is {config.get('format')!r}, expected {FORMAT!r}")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: written by a newer ganfactory (format version "
-                              f"{config['format_version']} > {FORMAT_VERSION}); upgrade ganfactory")
+    check_format_header(config, path / "config.json", FORMAT, FORMAT_VERSION, CheckpointError)
     try:
         G = Generator(GeneratorConfig.from_dict(config["generator"]))
         _fill(G, read_tensors("generator.safetensors"), path)
