@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from ganfactory.annotate import AnnotationError, AnnotationSet, Latent, synthesize_latents
 from ganfactory.annotate.synthetic import make_cluster_annotations
@@ -86,3 +87,40 @@ def test_cluster_annotations_are_a_valid_store(G, tmp_path):
     assert [c.name for c in store.schema.classes] == ["background", "c1", "c2", "c3"]
     item = store.item("seed000002", G)
     assert set(np.unique(item.label)) <= {1, 2, 3} and len(item.keypoints) == 3
+
+
+def test_real_items_stay_out_of_training_until_a_latent_is_attached(G, tmp_path):
+    from ganfactory.label import training_images
+
+    store = AnnotationSet.create(tmp_path / "ann", SCHEMA)
+    photo = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    label = np.zeros((32, 32), np.uint8)
+    label[4:9, 2:7] = 2
+    store.add("photo", None, photo, label, meta={"source": "a.jpg"})
+    lat = Latent.from_seed(G, 3)
+    gen_img = to_uint8(synthesize_latents(G, [lat]))[0]
+    store.add("gen", lat, gen_img, label)
+    record = json.loads((tmp_path / "ann/items/photo/item.json").read_text())
+    assert record["origin"] == "real" and record["latent"] is None
+    assert store.annotated_ids() == ["gen"] and store.annotated_ids(include_without_latent=True) == ["gen", "photo"]
+    assert len(training_images(store, G)) == 1
+    item = store.item("photo")
+    assert item.origin == "real" and item.latent is None and np.array_equal(item.image, photo)
+    assert item.meta == {"source": "a.jpg"}
+    with pytest.raises(AnnotationError, match="invert it first"):
+        store.latent("photo")
+    store.validate(G)                        # a real item has nothing to regenerate
+    # an inversion attaches a latent: the generator's image replaces image.png, the photograph is kept
+    inverted = Latent(lat.ws + 0.05, "const")
+    inv_img = to_uint8(synthesize_latents(G, [inverted]))[0]
+    with pytest.raises(AnnotationError, match="of the stored image's size"):
+        store.set_latent("photo", inverted, inv_img[:16])
+    store.set_latent("photo", inverted, inv_img)
+    assert store.annotated_ids() == ["gen", "photo"]
+    item = store.item("photo")
+    assert np.array_equal(item.image, inv_img) and np.array_equal(item.label, label) and item.origin == "real"
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "ann/items/photo/real.png")), photo)
+    assert torch.equal(item.latent.ws, inverted.ws)
+    store.validate(G, atol=0)
+    assert len(training_images(store, G)) == 2
+    assert not list((tmp_path / "ann").rglob(".tmp-*"))

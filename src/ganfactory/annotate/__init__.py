@@ -1,8 +1,10 @@
-"""Annotations of generated images: the AnnotationSet store (browser annotator and importers build on it)."""
+"""Annotations of generated and real images: the AnnotationSet store, and what builds on it (the browser annotator
+in ``ganfactory.annotate.server``, importers in ``ganfactory.annotate.importers``)."""
 
 from ganfactory.annotate.store import (
     FORMAT,
     FORMAT_VERSION,
+    ORIGINS,
     STATUSES,
     AnnotationError,
     AnnotationItem,
@@ -11,5 +13,6 @@ from ganfactory.annotate.store import (
     synthesize_latents,
 )
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "STATUSES", "AnnotationError", "AnnotationItem", "AnnotationSet", "Latent",
+__all__ = ["FORMAT", "FORMAT_VERSION", "ORIGINS", "STATUSES", "AnnotationError", "AnnotationItem", "AnnotationSet",
+           "Latent",
            "synthesize_latents"]

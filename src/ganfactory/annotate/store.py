@@ -7,18 +7,27 @@ annotated features. Every item therefore stores its latent with its noise, or a 
 regeneration is deterministic. The same store serves the interpreter, the browser annotator and the
 inversion importer, so nothing here knows about any of them.
 
+Real images (imported from label PNGs, COCO or LabelMe) have no latent until an inversion finds one: their
+``latent`` is null and ``origin`` is "real". They are kept out of the training set (``annotated_ids``), since
+the interpreter needs the generator's features of the annotated image. ``set_latent`` attaches an inverted
+latent later: the generator's image of it becomes ``image.png`` (what the features describe) and the real
+photograph is kept as ``real.png``; the labels stay those drawn on the real image.
+
 Layout (``FORMAT`` version ``FORMAT_VERSION``)::
 
     DIR/schema.json                 {"format", "format_version", "schema": {"classes": [{"id", "name", "color"}],
                                      "keypoints": [names]}, "generator": str | null, "image_size": [H, W] | null}
     DIR/items/<id>/item.json        {"id", "status": "pending" | "annotated" | "skipped",
+                                     "origin": "generated" | "real"      (absent = "generated"),
                                      "latent": {"kind": "seed", "seed", "truncation_psi", "noise_mode"}
-                                             | {"kind": "ws", "noise_mode"},     (arrays in latent.npz)
+                                             | {"kind": "ws", "noise_mode"}      (arrays in latent.npz)
+                                             | null                              (a real image not inverted yet),
                                      "keypoints": [[x, y, visible], ...] | null, ...free metadata}
     DIR/items/<id>/latent.npz       kind "ws" only: ws [num_ws, w_dim] float32, noise.<layer> [1, 1, H, W] float32
                                      for noise mode 'random'
     DIR/items/<id>/image.png        RGB, the generator's image of the latent (uint8, NVlabs rounding)
     DIR/items/<id>/label.png        mode L, uint8 class ids of the schema (absent until annotated)
+    DIR/items/<id>/real.png         origin "real" with a latent only: the photograph the labels were drawn on
 
 Conventions are those of the LabeledDataset (``ganfactory.datasets.labeled``): class 0 is the background;
 keypoints are ``[x, y, visible]`` in pixels with pixel centres at integers, ``[null, null, 0]`` when
@@ -36,6 +45,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,12 +58,14 @@ from ganfactory.datasets.labeled import Schema
 from ganfactory.errors import GanfactoryError
 from ganfactory.formats import check_format_header
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "STATUSES", "AnnotationError", "AnnotationItem", "AnnotationSet", "Latent",
+__all__ = ["FORMAT", "FORMAT_VERSION", "ORIGINS", "STATUSES", "AnnotationError", "AnnotationItem", "AnnotationSet",
+           "Latent",
            "synthesize_latents"]
 
 FORMAT = "ganfactory.annotations"
 FORMAT_VERSION = 1
 STATUSES = ("pending", "annotated", "skipped")
+ORIGINS = ("generated", "real")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TMP = ".tmp-"
 
@@ -137,14 +149,17 @@ class AnnotationItem:
 
     id: str
     status: str
-    latent: Latent
+    latent: Latent | None
+    """None for a real image that has not been inverted."""
     image: np.ndarray
-    """[H, W, 3] uint8."""
+    """[H, W, 3] uint8: the generator's image of the latent (for a real image without latent: the photograph)."""
     label: np.ndarray | None
     """[H, W] uint8 class ids, None until annotated."""
     keypoints: list | None
     """[K, 3] ``[x, y, visible]`` or None."""
     meta: dict = field(default_factory=dict)
+    origin: str = "generated"
+    """"generated" (a sample of the generator) or "real" (an imported photograph)."""
 
 
 class AnnotationSet:
@@ -188,15 +203,19 @@ class AnnotationSet:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def annotated_ids(self) -> list[str]:
-        """Ids of items whose status is 'annotated' (the training set), sorted."""
-        return [i for i in self.ids if self._item_json(i)["status"] == "annotated"]
+    def annotated_ids(self, include_without_latent: bool = False) -> list[str]:
+        """Ids of items whose status is 'annotated' (the training set), sorted. Real images without a latent are
+        left out unless ``include_without_latent``: the interpreter cannot compute their features."""
+        records = [self._item_json(i) for i in self.ids]
+        return [r["id"] for r in records if r["status"] == "annotated"
+                and (include_without_latent or r.get("latent") is not None)]
 
     # -------------------------------------------------------------------------------- writing
 
-    def add(self, item_id: str, latent: Latent, image: np.ndarray, label: np.ndarray | None = None,
+    def add(self, item_id: str, latent: Latent | None, image: np.ndarray, label: np.ndarray | None = None,
             keypoints: list | None = None, status: str | None = None, meta: dict | None = None) -> None:
-        """Add (or replace) an item. ``status`` defaults to 'annotated' when a label is given, else 'pending'."""
+        """Add (or replace) an item. ``status`` defaults to 'annotated' when a label is given, else 'pending'.
+        ``latent`` None adds a real image (origin "real"; see ``set_latent``)."""
         if not isinstance(item_id, str) or not _ID.match(item_id):
             raise AnnotationError(f"item id {item_id!r}: use letters, digits, '.', '_' and '-' (it is a folder name)")
         status = status or ("annotated" if label is not None else "pending")
@@ -204,8 +223,9 @@ class AnnotationSet:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise AnnotationError(f"item {item_id!r}: image must be [H, W, 3] uint8, got {list(image.shape)} "
                                   f"{image.dtype}")
-        record = {"id": item_id, "status": status, "latent": latent.to_json(), "keypoints": keypoints,
-                  **(meta or {})}
+        origin = "generated" if latent is not None else "real"
+        record = {"id": item_id, "status": status, "origin": origin,
+                  "latent": None if latent is None else latent.to_json(), "keypoints": keypoints, **(meta or {})}
         self._check_record(record, image.shape[:2], label)
         tmp = self.root / f"{_TMP}{item_id}"
         if tmp.exists():
@@ -214,7 +234,7 @@ class AnnotationSet:
         (tmp / "image.png").write_bytes(_png(image, "RGB"))
         if label is not None:
             (tmp / "label.png").write_bytes(_png(np.asarray(label), "L"))
-        if latent.seed is None:
+        if latent is not None and latent.seed is None:
             np.savez(tmp / "latent.npz", **latent.arrays())
         (tmp / "item.json").write_text(json.dumps(record, indent=1) + "\n")
         target = self.root / "items" / item_id
@@ -236,6 +256,29 @@ class AnnotationSet:
         if label is not None:
             _write_atomic(self.root / "items" / item_id / "label.png", _png(np.asarray(label), "L"))
         _write_atomic(self.root / "items" / item_id / "item.json", (json.dumps(record, indent=1) + "\n").encode())
+
+    def set_latent(self, item_id: str, latent: Latent, image: np.ndarray) -> None:
+        """Attach a latent (an inversion's result) to an item, with ``image`` [H, W, 3] uint8 the generator's image
+        of it, of the stored image's size. A real item keeps its photograph as ``real.png`` (the first time) and
+        its labels; from now on it is in the training set when annotated. Files are replaced one at a time,
+        item.json last, so a reader never sees the new latent with the old image."""
+        record = self._item_json(item_id)
+        folder = self.root / "items" / item_id
+        image = np.asarray(image)
+        with Image.open(folder / "image.png") as img:
+            size = (img.height, img.width)
+        if image.dtype != np.uint8 or image.shape != (*size, 3):
+            raise AnnotationError(f"item {item_id!r}: the latent's image must be [H, W, 3] uint8 of the stored "
+                                  f"image's size {list(size)}, got {list(image.shape)} {image.dtype}")
+        if record.get("origin") == "real" and not (folder / "real.png").is_file():
+            _write_atomic(folder / "real.png", (folder / "image.png").read_bytes())
+        if latent.seed is None:
+            buffer = io.BytesIO()
+            np.savez(buffer, **latent.arrays())
+            _write_atomic(folder / "latent.npz", buffer.getvalue())
+        _write_atomic(folder / "image.png", _png(image, "RGB"))
+        record["latent"] = latent.to_json()
+        _write_atomic(folder / "item.json", (json.dumps(record, indent=1) + "\n").encode())
 
     def _check_record(self, record: dict, size: tuple[int, int], label: np.ndarray | None,
                       has_label: bool | None = None) -> None:
@@ -276,6 +319,9 @@ class AnnotationSet:
         """The item's latent; items stored as a seed need the generator ``G`` to rebuild ws."""
         record = self._item_json(item_id)
         spec = record["latent"]
+        if spec is None:
+            raise AnnotationError(f"item {item_id!r} is a real image without a latent; invert it first "
+                                  "('ganfactory annotate invert')")
         if spec["kind"] == "seed":
             if G is None:
                 raise AnnotationError(f"item {item_id!r} stores a seed; pass the generator to rebuild its latent")
@@ -297,9 +343,10 @@ class AnnotationSet:
                 if img.mode != "L":
                     raise AnnotationError(f"{folder / 'label.png'}: label PNGs are mode L (uint8 ids), got {img.mode}")
                 label = np.asarray(img)
-        meta = {k: v for k, v in record.items() if k not in ("id", "status", "latent", "keypoints")}
-        return AnnotationItem(item_id, record["status"], self.latent(item_id, G), image, label,
-                              record.get("keypoints"), meta)
+        meta = {k: v for k, v in record.items() if k not in ("id", "status", "origin", "latent", "keypoints")}
+        latent = None if record["latent"] is None else self.latent(item_id, G)
+        return AnnotationItem(item_id, record["status"], latent, image, label, record.get("keypoints"), meta,
+                              record.get("origin", "generated"))
 
     def validate(self, G=None, atol: int = 1) -> None:
         """Check every item (files, sizes, label ids, keypoints); with ``G`` also that each latent regenerates its
@@ -310,7 +357,7 @@ class AnnotationSet:
             item = self.item(item_id, G)
             self._check_record({"id": item_id, "status": item.status, "keypoints": item.keypoints},
                                item.image.shape[:2], item.label, has_label=item.label is not None)
-            if G is not None:
+            if G is not None and item.latent is not None:
                 img = to_uint8(synthesize_latents(G, [item.latent]))[0]
                 if img.shape != item.image.shape:
                     raise AnnotationError(f"item {item_id!r}: the generator makes {img.shape[1]}x{img.shape[0]} "
@@ -329,6 +376,11 @@ def _png(array: np.ndarray, mode: str) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{_TMP}{path.name}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write ``data`` to a temporary name unique to this process and thread, then rename: concurrent writers of
+    one file never share a temporary file, so the last rename wins with a whole file."""
+    tmp = path.with_name(f"{_TMP}{os.getpid()}-{threading.get_ident()}-{path.name}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
