@@ -4,7 +4,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench install data clean-venv
+.PHONY: demo test lint bench install data browser clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -17,13 +17,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	.venv/bin/ganfactory demo --out out/demo
 
-test: $(STAMP) data
+test: $(STAMP) data browser
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Debian's torcs-data (the cars benchmark's 3-D models); a no-op when present.
 data:
 	sh scripts/install-torcs-data.sh
+
+# Debian's chromium (the annotator's browser tests drive it with Playwright); a no-op when present.
+browser:
+	sh scripts/install-chromium.sh
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

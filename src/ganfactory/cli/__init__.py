@@ -13,7 +13,8 @@ import sys
 from ganfactory import __version__
 from ganfactory.errors import GanfactoryError
 
-SUBCOMMANDS = ["generate", "checkpoint", "train_gan", "demo", "cars", "interpreter", "synthesize", "segment"]
+SUBCOMMANDS = ["generate", "checkpoint", "train_gan", "demo", "cars", "interpreter", "synthesize", "segment",
+               "annotate"]
 """Modules of ganfactory.cli that contribute subcommands, in --help order."""
 
 
