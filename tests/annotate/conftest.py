@@ -25,6 +25,12 @@ def G():
 
 
 @pytest.fixture
+def schema():
+    """background, body, wheel, window; keypoints front and back."""
+    return SCHEMA
+
+
+@pytest.fixture
 def schema_file(tmp_path):
     path = tmp_path / "schema.json"
     path.write_text(json.dumps(SCHEMA.to_json()))

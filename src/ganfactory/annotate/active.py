@@ -43,6 +43,14 @@ class ActiveConfig:
     noise_mode: str = "const"
     seed: int = 0
 
+    def interpreter_config(self):
+        """The InterpreterConfig of the background training (every conv layer, labels at image resolution)."""
+        from ganfactory.label import InterpreterConfig
+
+        return InterpreterConfig(num_models=self.num_models, pixels_per_image=self.pixels_per_image,
+                                 holdout_pixels_per_image=self.holdout_pixels_per_image, max_epochs=self.max_epochs,
+                                 patience=self.patience, seed=self.seed)
+
 
 @dataclass(frozen=True)
 class Suggestion:
@@ -135,16 +143,12 @@ class ActiveLearner:
                     self._state, self._error = "failed", f"{type(e).__name__}: {e}"
 
     def _train_and_rank(self, count: int) -> None:
-        from ganfactory.label import InterpreterConfig, train_interpreter, training_images
-        from ganfactory.label.features import FeatureTaps
+        from ganfactory.label import train_interpreter, training_images
 
         c = self.config
         t0 = time.perf_counter()
-        icfg = InterpreterConfig(taps=FeatureTaps(), num_models=c.num_models, pixels_per_image=c.pixels_per_image,
-                                 holdout_pixels_per_image=c.holdout_pixels_per_image, max_epochs=c.max_epochs,
-                                 patience=c.patience, seed=c.seed)
         images = training_images(self.store, self.G)
-        interp, _ = train_interpreter(self.G, images, self.store.schema, icfg, progress=False)
+        interp, _ = train_interpreter(self.G, images, self.store.schema, c.interpreter_config(), progress=False)
         used = self._used_seeds()
         seeds, s = [], self._next_seed()
         while len(seeds) < c.pool:

@@ -115,7 +115,7 @@ class _Project:
             self.learner = ActiveLearner(G, store, config.active, self.next_seed, self.used_seeds)
 
     def records(self) -> list[dict]:
-        return [self.store._item_json(i) for i in self.store.ids]
+        return [self.store.record(i) for i in self.store.ids]
 
     def used_seeds(self) -> set[int]:
         return {s for s in (_seed_of(r) for r in self.records()) if s is not None}
@@ -144,7 +144,7 @@ class _Project:
         return path
 
     def annotation(self, item_id: str) -> dict:
-        record = self.store._item_json(item_id)
+        record = self.store.record(item_id)
         folder = self.folder(item_id)
         with Image.open(folder / "image.png") as img:
             w, h = img.size

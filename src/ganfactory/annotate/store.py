@@ -315,6 +315,10 @@ class AnnotationSet:
             raise AnnotationError(f"{self.root}: no item {item_id!r}")
         return json.loads(path.read_text())
 
+    def record(self, item_id: str) -> dict:
+        """The item's item.json (status, origin, latent spec, keypoints, metadata), without reading its images."""
+        return self._item_json(item_id)
+
     def latent(self, item_id: str, G=None) -> Latent:
         """The item's latent; items stored as a seed need the generator ``G`` to rebuild ws."""
         record = self._item_json(item_id)

@@ -1,0 +1,176 @@
+"""The annotator's server on a real uvicorn: it serves and writes only the project, refuses traversal and oversized
+or malformed uploads without touching the item, and concurrent saves always leave one whole save."""
+
+import base64
+import json
+import os
+import threading
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganfactory.annotate.server import ServerConfig, create_app, lock_project, open_project
+from ganfactory.errors import GanfactoryError
+
+
+def _b64(label: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(label, np.uint8).tobytes()).decode()
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def project(tmp_path, schema):
+    return open_project(tmp_path / "project", schema, "tiny32")
+
+
+def test_new_sample_save_and_read_back(project, G, serve):
+    with serve(create_app(project, G, ServerConfig(active=None))) as url, httpx.Client(base_url=url) as c:
+        assert c.get("/").status_code == 200 and "annotator" in c.get("/").text
+        assert c.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+        first = c.post("/api/items/new").json()
+        assert first == {"id": "seed000000", "seed": 0, "prefilled": False, "created": True}
+        assert c.post("/api/items/new", json={"seed": 7}).json()["id"] == "seed000007"
+        assert c.post("/api/items/new").json()["seed"] == 8                    # the next seed after the largest
+        png = c.get("/api/items/seed000007/image.png")
+        assert png.content == (project.root / "items/seed000007/image.png").read_bytes()
+        label = np.zeros((32, 32), np.uint8)
+        label[3:9, 5:20] = 2
+        label[30, 31] = 3
+        r = c.put("/api/items/seed000007/annotation",
+                  json={"label": _b64(label), "keypoints": [[4, 5, 1], [None, None, 0]], "status": "annotated"})
+        assert r.status_code == 200, r.text
+        saved = Image.open(project.root / "items/seed000007/label.png")
+        assert saved.mode == "L" and np.array_equal(np.asarray(saved), label)
+        got = c.get("/api/items/seed000007/annotation").json()
+        assert np.array_equal(np.frombuffer(base64.b64decode(got["label"]), np.uint8).reshape(32, 32), label)
+        assert got["keypoints"] == [[4, 5, 1], [None, None, 0]] and got["status"] == "annotated"
+        items = c.get("/api/items").json()["items"]
+        assert [(i["id"], i["status"]) for i in items] == [("seed000000", "pending"), ("seed000007", "annotated"),
+                                                          ("seed000008", "pending")]
+    assert project.annotated_ids() == ["seed000007"]
+
+
+def test_traversal_and_symlinks_are_refused(project, G, serve, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "item.json").write_text(json.dumps({"id": "evil", "status": "pending", "latent": None}))
+    Image.new("RGB", (32, 32)).save(outside / "image.png")
+    (outside / "secret.txt").write_text("secret")
+    os.symlink(outside, project.root / "items" / "evil")
+    before = _files(outside)
+    with serve(create_app(project, G, ServerConfig(active=None))) as url, httpx.Client(base_url=url) as c:
+        c.post("/api/items/new")
+        for path in ["/api/items/..%2Fschema.json/annotation", "/api/items/%2E%2E/image.png",
+                     "/api/items/seed000000%2F..%2F..%2Fschema.json/annotation", "/api/items/evil/image.png",
+                     "/api/items/evil/annotation", "/static/..%2Fserver.py", "/static/%2e%2e%2fstore.py",
+                     "/static/server.py", "/api/items/..%5C..%5Cschema.json/image.png", "/../schema.json"]:
+            r = c.get(path)
+            assert r.status_code == 404, (path, r.status_code)
+            assert b"secret" not in r.content and b"ganfactory.annotations" not in r.content
+        r = c.put("/api/items/evil/annotation", json={"label": _b64(np.ones((32, 32))), "status": "annotated"})
+        assert r.status_code == 404
+        r = c.put("/api/items/..%2F..%2Foutside/annotation", json={"status": "annotated"})
+        assert r.status_code == 404
+    assert _files(outside) == before
+
+
+def test_oversized_and_malformed_uploads_are_refused(project, G, serve):
+    with serve(create_app(project, G, ServerConfig(active=None))) as url, httpx.Client(base_url=url) as c:
+        c.post("/api/items/new")
+        good = np.zeros((32, 32), np.uint8)
+        good[1, 1] = 1
+        assert c.put("/api/items/seed000000/annotation", json={"label": _b64(good), "status": "annotated"}).is_success
+        folder = project.root / "items/seed000000"
+        before = _files(folder)
+        huge = b'{"label": "' + b"A" * 200_000 + b'"}'
+        bad = [
+            (dict(content=huge, headers={"content-type": "application/json"}), 413),
+            (dict(content=iter([huge[:100_000], huge[100_000:]])), 413),       # chunked: no Content-Length
+            (dict(content=b"{not json"), 400),
+            (dict(content=b"\xff\xfe"), 400),
+            (dict(json=[1, 2]), 400),
+            (dict(json={"label": "not base64!!"}), 400),
+            (dict(json={"label": _b64(np.zeros((31, 32)))}), 400),
+            (dict(json={"label": _b64(np.full((32, 32), 9))}), 400),            # class 9 is not in the schema
+            (dict(json={"label": 12}), 400),
+            (dict(json={"keypoints": [[1, 2, 1]]}), 400),                        # the schema names two
+            (dict(json={"keypoints": [[1, 2, 1], [40, 2, 1]]}), 400),            # outside the image
+            (dict(json={"keypoints": "front"}), 400),
+            (dict(json={"status": "done"}), 400),
+            (dict(json={"label": _b64(good), "extra": 1}), 400),
+        ]
+        for kwargs, status in bad:
+            r = c.put("/api/items/seed000000/annotation", **kwargs)
+            assert r.status_code == status, (kwargs.get("json"), r.status_code, r.text)
+            assert set(r.json()) == {"error"} and "\n" not in r.json()["error"]
+        for body in ({"seed": -1}, {"seed": "3"}, {"seed": True}):
+            assert c.post("/api/items/new", json=body).status_code == 400
+        assert c.post("/api/items/new", content=b"x" * 100_000).status_code == 413
+    assert _files(folder) == before
+    assert [p.name for p in project.root.rglob(".tmp-*")] == []
+
+
+def test_concurrent_saves_leave_one_whole_save(project, G, serve):
+    """Sixteen writers save different (label, keypoints) pairs at once while readers read: every read is a whole
+    save of one writer, and the final item is exactly one writer's pair."""
+    n = 16
+    labels = [np.full((32, 32), 1 + k % 3, np.uint8) for k in range(n)]
+    for k, lab in enumerate(labels):
+        lab[k, :] = 0                                # each writer's label is unique
+    kps = [[[k, k, 1], [31 - k, 2, 1]] for k in range(n)]
+    with serve(create_app(project, G, ServerConfig(active=None))) as url:
+        httpx.post(url + "/api/items/new")
+        start = threading.Barrier(n + 2)
+        errors, reads = [], []
+
+        def write(k):
+            with httpx.Client(base_url=url) as c:
+                start.wait()
+                for _ in range(3):
+                    r = c.put("/api/items/seed000000/annotation",
+                              json={"label": _b64(labels[k]), "keypoints": kps[k], "status": "annotated"})
+                    if r.status_code != 200:
+                        errors.append(r.text)
+
+        def read():
+            with httpx.Client(base_url=url) as c:
+                start.wait()
+                for _ in range(20):
+                    got = c.get("/api/items/seed000000/annotation").json()
+                    if got["label"] is not None:
+                        reads.append(np.frombuffer(base64.b64decode(got["label"]), np.uint8).reshape(32, 32))
+
+        threads = [threading.Thread(target=write, args=(k,)) for k in range(n)]
+        threads += [threading.Thread(target=read) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors[:3]
+    assert all(any(np.array_equal(r, lab) for lab in labels) for r in reads)
+    item = project.item("seed000000", G)
+    winner = [k for k, lab in enumerate(labels) if np.array_equal(item.label, lab)]
+    assert len(winner) == 1 and item.keypoints == kps[winner[0]]
+    assert [p.name for p in project.root.rglob(".tmp-*")] == []
+
+
+def test_one_server_per_project_and_schema_checks(project, schema, tmp_path):
+    with lock_project(project.root):
+        with pytest.raises(GanfactoryError, match="another annotator is serving"):
+            with lock_project(project.root):
+                pass
+    with lock_project(project.root):                 # released: a new server may start
+        pass
+    other = schema.from_names(["background", "cat"])
+    with pytest.raises(GanfactoryError, match="different schema"):
+        open_project(project.root, other)
+    assert open_project(project.root).schema == schema
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "file.txt").write_text("x")
+    with pytest.raises(GanfactoryError, match="neither an AnnotationSet"):
+        open_project(tmp_path / "junk")
