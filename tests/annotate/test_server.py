@@ -174,3 +174,38 @@ def test_one_server_per_project_and_schema_checks(project, schema, tmp_path):
     (tmp_path / "junk" / "file.txt").write_text("x")
     with pytest.raises(GanfactoryError, match="neither an AnnotationSet"):
         open_project(tmp_path / "junk")
+
+
+def test_cli_serve_binds_localhost_and_stops_on_ctrl_c(tmp_path, schema_file):
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "ganfactory.cli", "annotate", "serve", "--ckpt", "tiny32",
+                             "--project", str(tmp_path / "p"), "--schema", str(schema_file), "--port", str(port),
+                             "--no-active"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/api/project", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.2)
+        assert r.json()["schema"]["keypoints"] == ["front", "back"] and not r.json()["active"]
+        # a second annotator on the same project is refused, with one line
+        second = subprocess.run([sys.executable, "-m", "ganfactory.cli", "annotate", "serve", "--ckpt", "tiny32",
+                                 "--project", str(tmp_path / "p"), "--port", "0", "--no-active"],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and "another annotator is serving" in second.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert (tmp_path / "p" / "schema.json").is_file()
+
