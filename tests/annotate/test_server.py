@@ -209,3 +209,23 @@ def test_cli_serve_binds_localhost_and_stops_on_ctrl_c(tmp_path, schema_file):
         proc.wait(30)
     assert (tmp_path / "p" / "schema.json").is_file()
 
+
+
+def test_a_real_item_shows_its_photograph_also_after_inversion(project, G, serve):
+    from ganfactory.annotate import Latent, synthesize_latents
+    from ganfactory.gan.sampling import to_uint8
+
+    photo = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    project.add("photo", None, photo, np.zeros((32, 32), np.uint8))
+    with serve(create_app(project, G, ServerConfig(active=None))) as url, httpx.Client(base_url=url) as c:
+        got = c.get("/api/items/photo/annotation").json()
+        assert got["origin"] == "real" and got["image"] == "image.png" and got["seed"] is None
+        assert c.get("/api/items/photo/real.png").status_code == 404
+        latent = Latent.from_seed(G, 4)
+        project.set_latent("photo", latent, to_uint8(synthesize_latents(G, [latent]))[0])
+        got = c.get("/api/items/photo/annotation").json()
+        assert got["image"] == "real.png"
+        shown = np.asarray(Image.open(__import__("io").BytesIO(c.get("/api/items/photo/real.png").content)))
+        assert np.array_equal(shown, photo)
+        assert c.get("/api/items/photo/label.png").status_code == 404      # only the two images are served
+        assert c.get("/api/items/photo/item.json").status_code == 404

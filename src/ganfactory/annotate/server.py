@@ -16,9 +16,9 @@ API (JSON unless noted)::
     GET  /static/<name>                     its scripts and style sheet
     GET  /api/project                       schema, generator, image size, active learning on or off
     GET  /api/items                         [{id, status, origin, seed, has_label}]
-    GET  /api/items/<id>/image.png          the item's image (PNG)
-    GET  /api/items/<id>/annotation         {id, status, origin, width, height, label (base64 H*W uint8 | null),
-                                             keypoints, prefilled}
+    GET  /api/items/<id>/image.png          the item's image (PNG); real.png: a real item's photograph once inverted
+    GET  /api/items/<id>/annotation         {id, status, origin, width, height, image (the file to show),
+                                             label (base64 H*W uint8 | null), keypoints, prefilled}
     PUT  /api/items/<id>/annotation         {label (base64) | null, keypoints | null, status}
     POST /api/items/new                     {seed?}: add the next seed (or that seed), pre-filled when a model exists
     GET  /api/active                        the background interpreter's state and the most uncertain seeds
@@ -152,8 +152,10 @@ class _Project:
         if (folder / "label.png").is_file():
             with Image.open(folder / "label.png") as img:
                 label = base64.b64encode(np.asarray(img, dtype=np.uint8).tobytes()).decode()
+        # labels of a real item belong to its photograph, also once an inversion has replaced image.png
+        shown = "real.png" if (folder / "real.png").is_file() else "image.png"
         return {"id": item_id, "status": record["status"], "origin": record.get("origin", "generated"),
-                "seed": _seed_of(record), "width": w, "height": h, "label": label,
+                "seed": _seed_of(record), "width": w, "height": h, "image": shown, "label": label,
                 "keypoints": record.get("keypoints"),
                 "prefilled": record["status"] == "pending" and label is not None}
 
@@ -269,13 +271,20 @@ def create_app(store: AnnotationSet, G, config: ServerConfig = ServerConfig(), s
                         "seed": _seed_of(r), "has_label": has_label})
         return {"items": out}
 
-    @app.get("/api/items/{item_id}/image.png")
-    def image(item_id: str) -> Response:
+    def send_png(item_id: str, name: str) -> Response:
         try:
-            return Response(project.file(item_id, "image.png").read_bytes(), media_type="image/png",
+            return Response(project.file(item_id, name).read_bytes(), media_type="image/png",
                             headers={"Cache-Control": "no-cache"})
         except LookupError:
             return error(404, not_found)
+
+    @app.get("/api/items/{item_id}/image.png")
+    def image(item_id: str) -> Response:
+        return send_png(item_id, "image.png")
+
+    @app.get("/api/items/{item_id}/real.png")
+    def real(item_id: str) -> Response:
+        return send_png(item_id, "real.png")
 
     @app.get("/api/items/{item_id}/annotation")
     def get_annotation(item_id: str) -> Response:

@@ -103,7 +103,7 @@ async function openItem(index) {
   await save();
   const id = state.items[index].id;
   const ann = await api("GET", `/api/items/${encodeURIComponent(id)}/annotation`);
-  const blob = await (await fetch(`/api/items/${encodeURIComponent(id)}/image.png`)).blob();
+  const blob = await (await fetch(`/api/items/${encodeURIComponent(id)}/${ann.image}`)).blob();
   state.image = await createImageBitmap(blob);
   state.index = index;
   state.item = ann;
