@@ -229,3 +229,19 @@ def test_a_real_item_shows_its_photograph_also_after_inversion(project, G, serve
         assert np.array_equal(shown, photo)
         assert c.get("/api/items/photo/label.png").status_code == 404      # only the two images are served
         assert c.get("/api/items/photo/item.json").status_code == 404
+
+
+def test_body_limit_follows_the_items_image_size(project, G, serve):
+    """A large real photograph saves its full label; the same bytes for a 32 px sample are refused."""
+    big = np.random.default_rng(2).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    project.add("big", None, big)
+    label = np.zeros((256, 256), np.uint8)
+    label[100:200, 50:60] = 2
+    with serve(create_app(project, G, ServerConfig(active=None))) as url, httpx.Client(base_url=url) as c:
+        c.post("/api/items/new")
+        body = {"label": _b64(label), "status": "annotated"}
+        assert len(json.dumps(body)) > 4 * 32 * 32 // 3 + 65536
+        r = c.put("/api/items/big/annotation", json=body)
+        assert r.status_code == 200, r.text
+        assert c.put("/api/items/seed000000/annotation", json=body).status_code == 413
+    assert np.array_equal(project.item("big").label, label)

@@ -66,7 +66,8 @@ class ServerConfig:
     noise_mode: str = "const"
     """Noise mode of new samples ('const' or 'none'; 'random' noise is stored with each latent)."""
     max_body_bytes: int | None = None
-    """Largest request body; None = what a full label of the image size needs (base64) plus 64 KiB."""
+    """Largest body of a save; None = what a full label of that item's image needs (base64) plus 64 KiB (real
+    images may be larger than the generator's)."""
     active: ActiveConfig | None = field(default_factory=ActiveConfig)
     """Background interpreter settings; None switches active learning off."""
 
@@ -108,8 +109,6 @@ class _Project:
         self.root = store.root.resolve()
         self.lock = threading.Lock()
         self.item_locks: dict[str, threading.Lock] = {}
-        h = w = int(G.img_resolution)
-        self.max_body = config.max_body_bytes or (4 * (h * w + 2) // 3 + 65536)
         self.learner = None
         if config.active is not None:
             self.learner = ActiveLearner(G, store, config.active, self.next_seed, self.used_seeds)
@@ -142,6 +141,14 @@ class _Project:
         if not path.is_relative_to(self.root) or not path.is_file():
             raise LookupError(item_id)
         return path
+
+    def body_limit(self, item_id: str) -> int:
+        """Largest body of a save of ``item_id``."""
+        if self.config.max_body_bytes is not None:
+            return self.config.max_body_bytes
+        with Image.open(self.file(item_id, "image.png")) as img:
+            w, h = img.size
+        return 4 * (h * w + 2) // 3 + 65536
 
     def annotation(self, item_id: str) -> dict:
         record = self.store.record(item_id)
@@ -293,16 +300,16 @@ def create_app(store: AnnotationSet, G, config: ServerConfig = ServerConfig(), s
         except LookupError:
             return error(404, not_found)
 
-    async def read_json(request: Request):
-        """The body as JSON, refusing (413) past the size limit while reading, whatever Content-Length says."""
+    async def read_json(request: Request, limit: int):
+        """The body as JSON, refusing (413) past ``limit`` bytes while reading, whatever Content-Length says."""
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > project.max_body):
-            raise _Refused(413, f"request body over {project.max_body} bytes")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise _Refused(413, f"request body over {limit} bytes")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > project.max_body:
-                raise _Refused(413, f"request body over {project.max_body} bytes")
+            if size > limit:
+                raise _Refused(413, f"request body over {limit} bytes")
             chunks.append(chunk)
         if not size:
             return None
@@ -314,8 +321,7 @@ def create_app(store: AnnotationSet, G, config: ServerConfig = ServerConfig(), s
     @app.put("/api/items/{item_id}/annotation")
     async def put_annotation(item_id: str, request: Request) -> Response:
         try:
-            project.folder(item_id)
-            body = await read_json(request)
+            body = await read_json(request, project.body_limit(item_id))
             return JSONResponse(await run_in_threadpool(project.save, item_id, body))
         except LookupError:
             return error(404, not_found)
@@ -327,7 +333,7 @@ def create_app(store: AnnotationSet, G, config: ServerConfig = ServerConfig(), s
     @app.post("/api/items/new")
     async def new_item(request: Request) -> Response:
         try:
-            body = await read_json(request) or {}
+            body = await read_json(request, 4096) or {}
             seed = body.get("seed") if isinstance(body, dict) else None
             if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32):
                 raise _Refused(400, "seed must be an integer in [0, 2**32)")
