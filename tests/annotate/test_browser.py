@@ -177,5 +177,24 @@ def test_autosave_without_asking(browser, G, tmp_path, serve, schema_file):
         _wait_saved(page)
         saved = np.asarray(Image.open(project / "items" / "seed000000" / "label.png"))
         assert saved[1, 30] == 3 and (saved != 0).sum() == 1
+        # a wide brush, then the eraser over part of it
+        page.fill("#brush-size", "3")
+        page.dispatch_event("#brush-size", "input")
+        _stroke(page, [(10, 10), (14, 10)])
+        page.keyboard.press("e")
+        _click(page, 14, 10)
+        _wait_saved(page)
+        page.wait_for_function("window.annotator.labelAt(14, 10) === 0")
+        _wait_saved(page)
+        saved = np.asarray(Image.open(project / "items" / "seed000000" / "label.png"))
+        expected = np.zeros((32, 32), np.uint8)
+        expected[1, 30] = 3
+        expected[9:12, 9:16] = 3                      # size 3: a 3x3 block at every pixel of the stroke
+        expected[9:12, 13:16] = 0                     # erased: a 3x3 block around (14, 10)
+        assert np.array_equal(saved, expected), np.argwhere(saved != expected)
+        # skipping an item is stored as its status
+        page.click("#skip")
+        page.wait_for_selector('#items li[data-status="skipped"]')
+        assert json.loads((project / "items" / "seed000000" / "item.json").read_text())["status"] == "skipped"
         assert not errors, errors
         page.close()
