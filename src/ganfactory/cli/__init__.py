@@ -13,7 +13,7 @@ import sys
 from ganfactory import __version__
 from ganfactory.errors import GanfactoryError
 
-SUBCOMMANDS = ["generate", "checkpoint", "train_gan", "demo", "cars", "interpreter", "synthesize", "segment",
+SUBCOMMANDS = ["generate", "checkpoint", "train_gan", "demo", "cars", "interpreter", "synthesize", "segment", "bench",
                "annotate"]
 """Modules of ganfactory.cli that contribute subcommands, in --help order."""
 

@@ -1,0 +1,166 @@
+"""The cars benchmark's HTML report, made from a run directory's results.json and the files beside it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ganfactory.datasets.labeled import LabeledDataset, Schema
+from ganfactory.downstream.data import load_data, relabelled, table_between
+from ganfactory.report.html import (
+    bar_chart,
+    embed_png,
+    escape,
+    histogram,
+    image_grid,
+    label_overlay,
+    legend,
+    line_chart,
+    table,
+)
+
+__all__ = ["write_bench_report"]
+
+ARM_TITLES = {"few": "1. few-shot (16 real labels)", "inversion": "2. DatasetGAN, inversion route",
+              "annotator": "3. DatasetGAN, annotator route", "full": "4. fully supervised (full split)"}
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;max-width:1160px;color:#222}
+h1{font-size:24px} h2{font-size:19px;margin-top:30px;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+.legend span{margin-right:14px;font-size:13px;white-space:nowrap} .legend i{display:inline-block;width:12px;
+height:12px;margin-right:4px;vertical-align:middle;border:1px solid #888}
+.quick{background:#fff3cd;border:1px solid #e0c060;padding:6px 10px} .note{color:#555;font-size:14px}
+pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto;max-height:420px}
+.grid img{image-rendering:pixelated} .cols{display:flex;gap:24px;flex-wrap:wrap}
+"""
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.{digits}f}"
+
+
+def _rgb(c) -> str:
+    return f"rgb({c[0]},{c[1]},{c[2]})"
+
+
+def write_bench_report(run: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``run``/report/index.html (or ``out``) from ``run``/results.json; returns its path."""
+    run = Path(run)
+    results = json.loads((run / "results.json").read_text())
+    config = results["config"]
+    arms = results["arms"]
+    names = results["classes"]
+    test_ds = LabeledDataset(results["data"]["test"])
+    target, _ = relabelled(test_ds.schema, config["classes"])
+    target = Schema(target.classes, test_ds.schema.keypoints)
+    k = int(config["sample_images"])
+    test = load_data(test_ds, config["resolution"], range(min(k, len(test_ds))),
+                     table_between(test_ds.schema, target), target)
+    colors = {c.id: c.color for c in target.classes}
+    parts = [f"<h1>ganfactory cars benchmark{' (quick)' if results['quick'] else ''}</h1>"]
+    if results["quick"]:
+        parts.append('<p class="quick"><b>quick run</b>: tiny splits and budgets; it proves the wiring, not the '
+                     "science. Do not read the numbers as results.</p>")
+    parts.append(f'<p class="note">Generator <code>{escape(results["generator"])}</code>; every arm trains the same '
+                 f'network ({escape(config["train"]["architecture"])}, {config["train"]["iterations"]} iterations x '
+                 f'batch {config["train"]["batch_size"]}) and is scored on {results["test_images"]} real test images '
+                 f'at {config["resolution"]} px in {escape(config["classes"])} (mIoU from one dataset-level confusion '
+                 "matrix, background included; PCK at 0.1 of the object's bounding-box size over visible "
+                 "keypoints).</p>")
+
+    # results table
+    rows = []
+    for arm, title in ARM_TITLES.items():
+        if arm in arms:
+            s = arms[arm]
+            rows.append([title, s["train_samples"], _fmt(s["miou"]), _fmt(s["pixel_accuracy"]),
+                         _fmt(s.get("pck", {}).get("pck")), f"{s['train_seconds']:.0f} s"])
+        elif arm in results["unavailable"]:
+            rows.append([title, "-", "not available", "", "", ""])
+    parts.append("<h2>Results</h2>" + table(["arm", "training samples", "mIoU", "pixel acc.", "PCK@0.1",
+                                             "training time"], rows))
+    for arm, why in results["unavailable"].items():
+        parts.append(f'<p class="note">{escape(ARM_TITLES[arm])}: {escape(why)}</p>')
+
+    # per-class IoU
+    series = {ARM_TITLES[a].split(" (")[0]: [arms[a]["per_class_iou"].get(n) for n in names]
+              for a in ARM_TITLES if a in arms}
+    parts.append("<h2>Per-class IoU</h2>" + bar_chart(names, series))
+    parts.append(table(["arm"] + names, [[label] + [_fmt(v, 2) for v in vals] for label, vals in series.items()]))
+
+    # sample grids
+    sample_rows, header = [], ["image", "truth"] + [a for a in ARM_TITLES if a in arms]
+    preds = {a: np.load(run / "arms" / a / "samples.npz") for a in ARM_TITLES if a in arms}
+    for i in range(len(test)):
+        image = test.images[i].numpy()
+        truth_kp = test.keypoints[i].numpy()
+        visible = truth_kp[truth_kp[:, 2] > 0] if len(truth_kp) else None
+        row = [image, label_overlay(image, test.labels[i].numpy(), colors, keypoints=visible)]
+        for a in header[2:]:
+            kp = preds[a]["keypoints"][i] if "keypoints" in preds[a].files else None
+            row.append(label_overlay(image, preds[a]["labels"][i], colors, keypoints=kp))
+        sample_rows.append(row)
+    parts.append("<h2>Test images and each arm's labels</h2>"
+                 f'<p class="note">Columns: {escape(", ".join(header))}. Keypoints as white squares (truth: visible '
+                 "ones; arms: every predicted point).</p>")
+    parts.append(legend([(c.name, _rgb(c.color)) for c in target.classes if c.id]))
+    parts.append('<div class="grid">' + embed_png(image_grid(sample_rows), scale=3, alt="sample grid") + "</div>")
+
+    # synthetic data: sweep and uncertainty
+    if results["sweep"]:
+        lines = {}
+        for row in results["sweep"]:
+            key = f"{row['route']}, {'filtered' if row['filtered'] else 'unfiltered'}"
+            lines.setdefault(key, []).append((row["candidates"], row["miou"]))
+        parts.append("<h2>mIoU against the number of synthetic samples</h2>"
+                     f'<p class="note">Trained on the first N synthesized candidates; "filtered" drops the '
+                     f'{config["filter_fraction"]:.0%} of them the interpreter ensemble disagrees on most.</p>')
+        parts.append(line_chart({k: sorted(v) for k, v in lines.items()}, xlabel="synthetic candidates N"))
+        parts.append(table(["route", "candidates", "filtered", "training samples", "mIoU", "PCK@0.1"],
+                           [[r["route"], r["candidates"], "yes" if r["filtered"] else "no", r["train_samples"],
+                             _fmt(r["miou"]), _fmt(r["pck"])] for r in results["sweep"]]))
+    for route, u in results["uncertainty"].items():
+        synth = LabeledDataset(run / "arms" / route / "synthetic")
+        index = {sid: i for i, sid in enumerate(synth.ids)}
+        removed = [index[r] for r in u["removed"]]
+        shown = sorted(removed, key=lambda i: -u["scores"][i])[:12]
+        tiles = []
+        for i in shown:
+            image, label, meta = synth[i]
+            schema_colors = {c.id: c.color for c in synth.schema.classes}
+            tiles.append([image, label_overlay(image, label, schema_colors)])
+        parts.append(f"<h2>Uncertainty of the {escape(route)} route's synthetic data</h2>"
+                     f'<p class="note">{len(removed)} of {u["candidates"]} candidates removed (the '
+                     f'{u["fraction"]:.0%} most uncertain; red, right of the dashed line at '
+                     f'{_fmt(u["threshold"], 4)}).</p>')
+        cells = [f"<div>{histogram(u['scores'], u['threshold'])}</div>"]
+        if tiles:
+            grid_rows = [sum(tiles[j:j + 3], []) for j in range(0, len(tiles), 3)]
+            width = max(len(r) for r in grid_rows)
+            grid_rows = [r + [np.full_like(r[0], 255)] * (width - len(r)) for r in grid_rows]
+            cells.append('<div class="grid"><p class="note">The most uncertain removed samples (image, label):</p>'
+                         + embed_png(image_grid(grid_rows), scale=2, alt="removed samples") + "</div>")
+        parts.append('<div class="cols">' + "".join(cells) + "</div>")
+
+    # configuration
+    timing_rows = [[k, f"{v:.1f} s"] for k, v in results["timings"].items()]
+    parts.append("<h2>Configuration, seeds and timing</h2>" + table(["stage", "wall time (this or an earlier run)"],
+                                                                     timing_rows))
+    parts.append("<pre>" + escape(json.dumps({"seeds": results["seeds"], "config": config,
+                                              "data": results["data"]}, indent=1)) + "</pre>")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>ganfactory cars benchmark</title>"
+            f"<style>{CSS}</style></head><body>" + "\n".join(parts) + "</body></html>\n")
+    path = Path(out) if out is not None else run / "report" / "index.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(page)
+    os.replace(tmp, path)
+    return path

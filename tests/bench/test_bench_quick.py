@@ -1,0 +1,58 @@
+"""``ganfactory bench cars --quick`` end to end: real splits rendered by the cars builder, the built-in generator,
+every stage of every available arm, results.json and the report; then a rerun that resumes (skips everything)."""
+
+import json
+import time
+
+import pytest
+
+from ganfactory.cli import main
+
+
+@pytest.mark.slow
+def test_bench_cars_quick_end_to_end(tmp_path, capsys):
+    out = tmp_path / "bench"
+    t0 = time.perf_counter()
+    assert main(["bench", "cars", "--quick", "--out", str(out), "--quiet"]) == 0
+    first = time.perf_counter() - t0
+    results = json.loads((out / "results.json").read_text())
+    assert results["quick"] is True and results["classes"][0] == "background" and len(results["classes"]) == 8
+    expected = {"few", "annotator", "full"} | ({"inversion"} if not results["unavailable"] else set())
+    assert set(results["arms"]) == expected
+    assert set(results["unavailable"]) <= {"inversion"}
+    for arm, scores in results["arms"].items():
+        assert 0 <= scores["miou"] <= 1 and 0 <= scores["pck"]["pck"] <= 1, arm
+        cm = scores["confusion"]
+        assert sum(map(sum, cm)) == results["test_images"] * 64 * 64
+        assert scores["train_samples"] > 0
+    config = results["config"]
+    # the sweep: every size, with and without filtering, per DatasetGAN route that ran
+    routes = {r["route"] for r in results["sweep"]}
+    assert {(r["candidates"], r["filtered"]) for r in results["sweep"] if r["route"] == "annotator"} == {
+        (n, f) for n in config["sweep_sizes"] for f in (True, False)}
+    for r in results["sweep"]:
+        dropped = int(r["candidates"] * config["filter_fraction"]) if r["filtered"] else 0
+        assert r["train_samples"] == r["candidates"] - dropped
+    for route in routes:
+        u = results["uncertainty"][route]
+        assert len(u["scores"]) == config["synthetic_samples"]
+        assert len(u["removed"]) == int(config["synthetic_samples"] * config["filter_fraction"])
+        assert min(sorted(u["scores"])[-len(u["removed"]):]) >= u["threshold"]
+    annotations = out / "arms" / "annotator" / "annotations" / "items"
+    assert len(list(annotations.iterdir())) == config["annotated_images"]
+    page = (out / "report" / "index.html").read_text()
+    for section in ("quick run", "Per-class IoU", "Test images", "number of synthetic samples", "Uncertainty",
+                    "Configuration, seeds"):
+        assert section in page
+    assert "data:image/png;base64," in page
+
+    # a rerun skips every finished stage and gives the same numbers
+    capsys.readouterr()
+    t0 = time.perf_counter()
+    assert main(["bench", "cars", "--quick", "--out", str(out), "--quiet"]) == 0
+    assert time.perf_counter() - t0 < first / 2
+    again = json.loads((out / "results.json").read_text())
+    assert {a: s["miou"] for a, s in again["arms"].items()} == {a: s["miou"] for a, s in results["arms"].items()}
+    assert "done before, skipped" in capsys.readouterr().out
+    # other settings are refused in the same directory
+    assert main(["bench", "cars", "--quick", "--out", str(out), "--iterations", "7", "--quiet"]) == 2
