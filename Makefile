@@ -4,7 +4,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench install data browser clean-venv
+.PHONY: demo test lint bench bench-quick install data browser clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -34,6 +34,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/generator.py
+
+# The cars benchmark end to end on tiny splits (CI runs it once, after `make test`): the slow test in tests/bench
+# drives `ganfactory bench cars --quick` and checks results.json, the report and resuming.
+bench-quick: $(STAMP) data
+	$(PY) -m pytest -m slow tests/bench -q $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf .venv
