@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchvision
 from torch import Tensor
 
 from ganfactory.gan.networks import Generator
@@ -34,6 +33,8 @@ class FeatureNet(torch.nn.Module):
     """ResNet-18 with seeded random weights; features = per-channel mean and std of its four stages."""
 
     def __init__(self, seed: int = FEATURE_SEED):
+        import torchvision  # here, not at the top: importing torchvision costs the whole CLI seconds
+
         super().__init__()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
