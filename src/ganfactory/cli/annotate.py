@@ -7,17 +7,15 @@ import argparse
 import json
 from pathlib import Path
 
+from ganfactory.cli.annotate_invert import register_verb as register_invert
 from ganfactory.errors import GanfactoryError
 
 
 def register(sub) -> None:
-    try:
-        from ganfactory.cli.annotate_invert import register_verb as _register_invert
-    except ImportError:  # the inversion verb lands separately
-        _register_invert = None
     p = sub.add_parser("annotate", help="annotate generated samples in the browser, or import labeled real images",
                        description="Fill an AnnotationSet: paint generated samples in the browser, or import "
-                                   "labeled real images (label PNG folders, COCO, LabelMe).")
+                                   "labeled real images (label PNG folders, COCO, LabelMe) and invert them into "
+                                   "the generator.")
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
     s = verbs.add_parser(
@@ -55,8 +53,7 @@ def register(sub) -> None:
                    help="resize images (bilinear), labels (nearest) and keypoints to SIZE x SIZE, e.g. the "
                         "generator's resolution")
     i.set_defaults(func=run_import)
-    if _register_invert is not None:
-        _register_invert(verbs)
+    register_invert(verbs)
 
 
 def read_schema(path: str | None):
