@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganfactory.annotate import Latent
+from ganfactory.annotate import AnnotationSet, Latent
 from ganfactory.annotate.synthetic import make_cluster_annotations
 from ganfactory.datasets.labeled import LabeledDataset
 from ganfactory.errors import GanfactoryError
@@ -150,6 +150,9 @@ def test_cli_interpreter_train_predict_and_errors(interp_dir, tmp_path):
                  "--out", str(tmp_path / "pred")]) == 0
     scores = json.loads((tmp_path / "pred/scores.json").read_text())
     assert list(scores) == ["seed0003", "seed0004"] and (tmp_path / "pred/overlay_grid.png").is_file()
+    # a real image without a latent (imported, not inverted yet) is skipped, not an error
+    store = AnnotationSet(tmp_path / "ann")
+    store.add("photo", None, np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32), np.uint8))
     assert main(["interpreter", "predict", "--ckpt", "tiny32", "--interpreter", str(tmp_path / "interp"),
                  "--annotations", str(tmp_path / "ann"), "--out", str(tmp_path / "pred2")]) == 0
     summary = json.loads((tmp_path / "pred2/scores.json").read_text())["summary"]

@@ -114,9 +114,15 @@ def run_predict(args: argparse.Namespace) -> None:
                    for i in range(len(ws))]
     else:
         store = AnnotationSet(args.annotations)
-        names = store.ids
-        latents = [store.latent(i, G) for i in names]
-        truth = {i: store.item(i, G).label for i in names}
+        items = [store.item(i, G) for i in store.ids]
+        skipped = [item.id for item in items if item.latent is None]
+        if skipped:  # real images not inverted yet: the generator has no features of them
+            print(f"interpreter predict: skipping {len(skipped)} real items without a latent "
+                  "(run 'ganfactory annotate invert' first)")
+        items = [item for item in items if item.latent is not None]
+        names = [item.id for item in items]
+        latents = [item.latent for item in items]
+        truth = {item.id: item.label for item in items}
     if not latents:
         raise GanfactoryError("nothing to label")
     out = Path(args.out)
