@@ -48,9 +48,3 @@ def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path):
         assert res.returncode == 2, args
         assert len(res.stderr.strip().splitlines()) == 1 and "error:" in res.stderr, res.stderr
         assert "Traceback" not in res.stderr
-
-
-def test_demo_writes_a_grid(tmp_path):
-    out = ganfactory("demo", "--out", tmp_path).stdout
-    assert "grid written to" in out
-    assert Image.open(tmp_path / "samples" / "grid.png").size == (128, 128)

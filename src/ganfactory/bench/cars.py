@@ -83,6 +83,8 @@ class BenchConfig:
     synth_workers: int = 1
     sample_images: int = 8
     """Test images shown per arm in the report."""
+    threads: int = 1
+    """Intra-op threads of every stage (see TrainConfig.threads: one is much faster on a busy CPU)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -391,8 +393,17 @@ def _route(route: str, config: BenchConfig, out: Path, splits: dict[str, Path], 
 
 
 def run_bench(config: BenchConfig, out: str | Path, data_dir: str | None = None, progress: bool = True) -> dict:
-    """Run (or resume) the benchmark into ``out``; returns results.json's contents and writes the report."""
-    out = Path(out)
+    """Run (or resume) the benchmark into ``out``; returns results.json's contents and writes the report.
+    Computes with ``config.threads`` intra-op threads and restores the caller's setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _run_bench(config, Path(out), data_dir, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: bool) -> dict:
     log = _Log(progress)
     header = {"benchmark": "cars", "config": config.to_json(), "data": None if data_dir is None else str(data_dir)}
     if (out / "bench.json").is_file():
@@ -433,9 +444,11 @@ def run_bench(config: BenchConfig, out: str | Path, data_dir: str | None = None,
             unavailable[route] = str(e)
             log(f"inversion: {e}")
     seeds = {split: LabeledDataset(path).provenance.get("seeds") for split, path in splits.items()}
-    seeds.update(synthetic=[0, config.synthetic_samples],
-                 annotator=[ANNOTATOR_FIRST_SEED, ANNOTATOR_FIRST_SEED + config.annotated_images],
-                 train=config.train.seed, interpreter=config.seed)
+    if set(ROUTES) & set(config.arms):
+        seeds.update(synthetic=[0, config.synthetic_samples], interpreter=config.seed)
+    if "annotator" in config.arms:
+        seeds["annotator"] = [ANNOTATOR_FIRST_SEED, ANNOTATOR_FIRST_SEED + config.annotated_images]
+    seeds["training"] = config.train.seed
     results = {"benchmark": "cars", "quick": config.quick, "generator": config.generator,
                "classes": [c.name for c in test.schema.classes], "keypoints": list(test.schema.keypoints),
                "test_images": len(test), "arms": {a: arms[a] for a in ARMS if a in arms}, "unavailable": unavailable,

@@ -38,6 +38,7 @@ def register(sub) -> None:
                    help="skip samples whose stored uncertainty exceeds this (synthesized data)")
     t.add_argument("--widths", default="16,32,64,128", help="UNet channels per level")
     t.add_argument("--checkpoint-every", type=int, default=250, help="iterations between resume checkpoints")
+    t.add_argument("--threads", type=int, default=1, help="intra-op threads (1 is fastest on a busy CPU)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=run_train)
@@ -65,7 +66,7 @@ def run_train(args: argparse.Namespace) -> None:
     config = TrainConfig(architecture=args.arch, keypoints=not args.no_keypoints, iterations=args.iterations,
                          batch_size=args.batch, learning_rate=args.lr, val_fraction=args.val_fraction,
                          augment=None if args.no_augment else AugmentConfig(), seed=args.seed,
-                         widths=_widths(args.widths), checkpoint_every=args.checkpoint_every,
+                         widths=_widths(args.widths), checkpoint_every=args.checkpoint_every, threads=args.threads,
                          log_every=min(50, args.checkpoint_every))
     schema, table = relabelled(datasets[0].schema, args.classes)
     parts = []

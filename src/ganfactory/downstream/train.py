@@ -71,6 +71,10 @@ class TrainConfig:
     val_every: int = 500
     log_every: int = 50
     checkpoint_every: int = 250
+    threads: int = 1
+    """Intra-op threads while training. One by default: on a CPU shared with other work (a GAN training on the same
+    two cores) two threads that wait on each other ran 12x slower than one here; and results depend on it (float
+    sums), so it is part of the recorded settings."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -79,8 +83,8 @@ class TrainConfig:
                                   f"{self.batch_size}")
         if not 0 <= self.val_fraction < 1:
             raise GanfactoryError(f"the validation fraction must be in [0, 1), got {self.val_fraction}")
-        if min(self.val_every, self.log_every, self.checkpoint_every) < 1:
-            raise GanfactoryError("val_every, log_every and checkpoint_every must be positive")
+        if min(self.val_every, self.log_every, self.checkpoint_every, self.threads) < 1:
+            raise GanfactoryError("val_every, log_every, checkpoint_every and threads must be positive")
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -238,8 +242,18 @@ def train_network(data: SegmentationData, out: str | Path, config: TrainConfig =
                   val: SegmentationData | None = None, provenance: dict | None = None,
                   progress: bool = True) -> TrainResult:
     """Train a network on ``data`` into run directory ``out`` (see the module docstring); resumes a killed run
-    with the same settings, and returns at once when ``out`` already holds the finished model."""
-    out = Path(out)
+    with the same settings, and returns at once when ``out`` already holds the finished model. Runs with
+    ``config.threads`` intra-op threads and restores the caller's setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _train(data, Path(out), config, val, provenance, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(data: SegmentationData, out: Path, config: TrainConfig, val: SegmentationData | None,
+           provenance: dict | None, progress: bool) -> TrainResult:
     resolution = int(data.images.shape[1])
     spec = ModelSpec(config.architecture, len(data.schema.classes),
                      data.keypoints.shape[1] if config.keypoints else 0, config.widths)

@@ -37,7 +37,8 @@ th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
 height:12px;margin-right:4px;vertical-align:middle;border:1px solid #888}
 .quick{background:#fff3cd;border:1px solid #e0c060;padding:6px 10px} .note{color:#555;font-size:14px}
 pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto;max-height:420px}
-.grid img{image-rendering:pixelated} .cols{display:flex;gap:24px;flex-wrap:wrap}
+.grid img{image-rendering:pixelated;display:block} table.grid td{padding:1px;border:none}
+.cols{display:flex;gap:24px;flex-wrap:wrap} table.grid th{text-align:center}
 """
 
 
@@ -51,7 +52,8 @@ def _rgb(c) -> str:
     return f"rgb({c[0]},{c[1]},{c[2]})"
 
 
-def write_bench_report(run: str | Path, out: str | Path | None = None) -> Path:
+def write_bench_report(run: str | Path, out: str | Path | None = None,
+                       title: str = "ganfactory cars benchmark") -> Path:
     """Write ``run``/report/index.html (or ``out``) from ``run``/results.json; returns its path."""
     run = Path(run)
     results = json.loads((run / "results.json").read_text())
@@ -65,7 +67,7 @@ def write_bench_report(run: str | Path, out: str | Path | None = None) -> Path:
     test = load_data(test_ds, config["resolution"], range(min(k, len(test_ds))),
                      table_between(test_ds.schema, target), target)
     colors = {c.id: c.color for c in target.classes}
-    parts = [f"<h1>ganfactory cars benchmark{' (quick)' if results['quick'] else ''}</h1>"]
+    parts = [f"<h1>{escape(title)}{' (quick)' if results['quick'] else ''}</h1>"]
     if results["quick"]:
         parts.append('<p class="quick"><b>quick run</b>: tiny splits and budgets; it proves the wiring, not the '
                      "science. Do not read the numbers as results.</p>")
@@ -75,6 +77,10 @@ def write_bench_report(run: str | Path, out: str | Path | None = None) -> Path:
                  f'at {config["resolution"]} px in {escape(config["classes"])} (mIoU from one dataset-level confusion '
                  "matrix, background included; PCK at 0.1 of the object's bounding-box size over visible "
                  "keypoints).</p>")
+    from ganfactory.gan.io import BUILTIN_GENERATORS
+
+    if results["generator"] in BUILTIN_GENERATORS:
+        parts.append(f'<p class="note">About the generator: {escape(BUILTIN_GENERATORS[results["generator"]])}</p>')
 
     # results table
     rows = []
@@ -109,10 +115,11 @@ def write_bench_report(run: str | Path, out: str | Path | None = None) -> Path:
             row.append(label_overlay(image, preds[a]["labels"][i], colors, keypoints=kp))
         sample_rows.append(row)
     parts.append("<h2>Test images and each arm's labels</h2>"
-                 f'<p class="note">Columns: {escape(", ".join(header))}. Keypoints as white squares (truth: visible '
-                 "ones; arms: every predicted point).</p>")
+                 '<p class="note">Keypoints as white squares (truth: the visible ones; arms: every predicted '
+                 "point).</p>")
     parts.append(legend([(c.name, _rgb(c.color)) for c in target.classes if c.id]))
-    parts.append('<div class="grid">' + embed_png(image_grid(sample_rows), scale=3, alt="sample grid") + "</div>")
+    parts.append(table(header, [[embed_png(img, scale=2) for img in row] for row in sample_rows], cls="grid",
+                       raw=True))
 
     # synthetic data: sweep and uncertainty
     if results["sweep"]:
@@ -152,11 +159,13 @@ def write_bench_report(run: str | Path, out: str | Path | None = None) -> Path:
 
     # configuration
     timing_rows = [[k, f"{v:.1f} s"] for k, v in results["timings"].items()]
-    parts.append("<h2>Configuration, seeds and timing</h2>" + table(["stage", "wall time (this or an earlier run)"],
-                                                                     timing_rows))
-    parts.append("<pre>" + escape(json.dumps({"seeds": results["seeds"], "config": config,
-                                              "data": results["data"]}, indent=1)) + "</pre>")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>ganfactory cars benchmark</title>"
+    parts.append("<h2>Configuration, seeds and timing</h2>")
+    parts.append('<div class="cols"><div>' + table(["what", "seeds"], [[k, json.dumps(v)] for k, v in
+                                                                    results["seeds"].items()])
+                 + "</div><div>" + table(["stage", "wall time (the run that did it)"], timing_rows) + "</div></div>")
+    lines = [f"{k}: {json.dumps(v)}" for k, v in config.items()] + [f"data: {json.dumps(results['data'])}"]
+    parts.append("<pre>" + escape("\n".join(lines)) + "</pre>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{CSS}</style></head><body>" + "\n".join(parts) + "</body></html>\n")
     path = Path(out) if out is not None else run / "report" / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)

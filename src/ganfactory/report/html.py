@@ -72,9 +72,11 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], gap: int = 2) -> np.ndarray
     return grid
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]], cls: str = "") -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], cls: str = "", raw: bool = False) -> str:
+    """An HTML table; cells are escaped text, or HTML as given when ``raw`` (for images)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>" for row in rows)
+    cell = (lambda v: str(v)) if raw else escape
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -111,9 +113,14 @@ def bar_chart(categories: Sequence[str], series: dict[str, Sequence[float | None
     return f'<svg width="{width}" height="{height}" class="chart">{"".join(parts)}</svg>{keys}'
 
 
-def _axis(left: float, top: float, width: float, plot_h: float, ymax: float) -> str:
+def _axis(left: float, top: float, width: float, plot_h: float, ymax: float, integer: bool = False) -> str:
+    """Horizontal grid lines with their values (whole numbers only when ``integer``)."""
     parts = []
-    for t in np.linspace(0, ymax, 5):
+    ticks = np.linspace(0, ymax, 5)
+    if integer:
+        step = max(1, math.ceil(ymax / 4))
+        ticks = np.arange(0, ymax + 1, step)
+    for t in ticks:
         y = top + plot_h - plot_h * t / ymax
         parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
                      f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{t:.2g}</text>')
@@ -132,7 +139,7 @@ def histogram(values: Sequence[float], threshold: float | None, bins: int = 30, 
     left, bottom, top = 40, 36, 10
     plot_w, plot_h = width - left - 10, height - bottom - top
     cmax = max(int(counts.max()), 1)
-    parts = [_axis(left, top, width, plot_h, cmax).replace(".0<", "<")]
+    parts = [_axis(left, top, width, plot_h, cmax, integer=True)]
     bw = plot_w / bins
     for i, c in enumerate(counts):
         bh = plot_h * c / cmax

@@ -1,0 +1,42 @@
+"""The demo pipeline on the bundled data, with tiny budgets (the real `make demo` is timed in the README)."""
+
+import dataclasses
+import json
+
+from ganfactory.bench import run_bench
+from ganfactory.cli import main
+from ganfactory.cli.demo import DEFAULT_GENERATOR, demo_config, demo_data
+from ganfactory.datasets.labeled import LabeledDataset
+
+
+def test_bundled_data_is_the_benchmark_format():
+    few, test = LabeledDataset(demo_data() / "few"), LabeledDataset(demo_data() / "test")
+    assert (len(few), len(test)) == (16, 200)
+    few.validate()
+    assert few.label(0).shape == (64, 64) and len(few.schema.keypoints) == 8
+    assert test.provenance["seeds"] == [3_000_000, 3_000_200]
+
+
+def test_demo_pipeline_small(tmp_path):
+    config = demo_config(DEFAULT_GENERATOR, samples=20, iterations=6)
+    config = dataclasses.replace(config, inversion_steps=(3, 3), interpreter_models=2, interpreter_epochs=2,
+                                 train=dataclasses.replace(config.train, widths=(8, 16, 32, 64)))
+    results = run_bench(config, tmp_path / "demo", str(demo_data()), progress=False)
+    assert results["test_images"] == 200
+    assert set(results["arms"]) | set(results["unavailable"]) == {"few", "inversion"}
+    for scores in results["arms"].values():
+        assert 0 <= scores["miou"] <= 1
+    if "inversion" in results["arms"]:
+        assert results["arms"]["inversion"]["train_samples"] == 18          # 20 candidates, the top 10% dropped
+        assert len(results["uncertainty"]["inversion"]["removed"]) == 2
+    assert (tmp_path / "demo" / "report" / "index.html").is_file()
+    assert json.loads((tmp_path / "demo" / "bench.json").read_text())["config"]["arms"] == ["few", "inversion"]
+
+
+def test_demo_bad_input(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--samples", "3"]) == 2
+    assert "--samples must be at least 10" in capsys.readouterr().err
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file.txt").write_text("x")
+    assert main(["demo", "--out", str(tmp_path / "busy")]) == 2
+    assert "not empty" in capsys.readouterr().err
