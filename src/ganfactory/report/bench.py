@@ -102,6 +102,14 @@ def write_bench_report(run: str | Path, out: str | Path | None = None,
     parts.append("<h2>Per-class IoU</h2>" + bar_chart(names, series))
     parts.append(table(["arm"] + names, [[label] + [_fmt(v, 2) for v in vals] for label, vals in series.items()]))
 
+    # keypoints
+    kp_arms = [a for a in ARM_TITLES if a in arms and "pck" in arms[a]]
+    if kp_arms and results["keypoints"]:
+        parts.append("<h2>PCK@0.1 per keypoint</h2>" + table(
+            ["keypoint"] + kp_arms,
+            [[name] + [_fmt(arms[a]["pck"]["per_keypoint"][j], 2) for a in kp_arms]
+             for j, name in enumerate(results["keypoints"])]))
+
     # sample grids
     sample_rows, header = [], ["image", "truth"] + [a for a in ARM_TITLES if a in arms]
     preds = {a: np.load(run / "arms" / a / "samples.npz") for a in ARM_TITLES if a in arms}
