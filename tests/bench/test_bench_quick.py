@@ -2,6 +2,7 @@
 every stage of every available arm, results.json and the report; then a rerun that resumes (skips everything)."""
 
 import json
+import shutil
 import time
 
 import pytest
@@ -54,5 +55,13 @@ def test_bench_cars_quick_end_to_end(tmp_path, capsys):
     again = json.loads((out / "results.json").read_text())
     assert {a: s["miou"] for a, s in again["arms"].items()} == {a: s["miou"] for a, s in results["arms"].items()}
     assert "done before, skipped" in capsys.readouterr().out
+    # a stage lost (killed before it finished) is redone alone; everything else is kept
+    shutil.rmtree(out / "arms" / "annotator" / "runs" / "n12-all")
+    kept = (out / "arms" / "full" / "net" / "model.safetensors").stat().st_mtime_ns
+    assert main(["bench", "cars", "--quick", "--out", str(out), "--quiet"]) == 0
+    assert (out / "arms" / "annotator" / "runs" / "n12-all" / "scores.json").is_file()
+    assert (out / "arms" / "full" / "net" / "model.safetensors").stat().st_mtime_ns == kept
+    redone = json.loads((out / "results.json").read_text())["sweep"]
+    assert redone == results["sweep"]                 # the same bytes of training give the same scores
     # other settings are refused in the same directory
     assert main(["bench", "cars", "--quick", "--out", str(out), "--iterations", "7", "--quiet"]) == 2

@@ -134,6 +134,10 @@ def test_segment_cli_train_eval_and_bad_input(tmp_path, shapes_train, shapes_tes
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert set(scores["per_class_iou"]) == {"background", "box", "disc"} and 0 <= scores["miou"] <= 1
     assert "pck" in scores
+    # synthesized data: samples above an uncertainty are skipped (the fixture's uncertainty is seed / 100)
+    assert main(["segment", "train", "--data", str(shapes_train.root), "--out", str(tmp_path / "certain"),
+                 "--iterations", "2", "--batch", "4", "--widths", "8,16", "--max-uncertainty", "0.2", "--quiet"]) == 0
+    assert json.loads((tmp_path / "certain" / "model.json").read_text())["train_samples"] == 21     # seeds 0..20
     capsys.readouterr()
     assert main(["segment", "eval", "--model", str(tmp_path / "nothing"), "--data", str(shapes_test.root)]) == 2
     err = capsys.readouterr().err

@@ -154,17 +154,32 @@ def _timed(timings: dict, key: str, fn: Callable):
 
 # ------------------------------------------------------------------------------------------ stages
 
+def _needed_splits(config: BenchConfig) -> tuple[str, ...]:
+    return tuple(s for s in SPLITS_USED if s != "full" or {"full", "annotator"} & set(config.arms))
+
+
+def _check_data(config: BenchConfig, data_dir: str | None) -> None:
+    """Before any work: every split the arms need is in ``data_dir`` (when given)."""
+    for split in _needed_splits(config) if data_dir is not None else ():
+        path = Path(data_dir) / split
+        if not (path / "dataset.json").is_file():
+            raise GanfactoryError(f"{path}: no finished {split} split; build it with 'ganfactory cars build "
+                                  f"--split {split} --out {path}' or omit --data")
+        _check_size(path, config.resolution)
+
+
+def _check_size(path: Path, resolution: int) -> None:
+    size = LabeledDataset(path).label(0).shape[0]
+    if size != resolution:
+        raise GanfactoryError(f"{path} holds {size} px images; the benchmark runs at {resolution} px")
+
+
 def _splits(config: BenchConfig, out: Path, data_dir: str | None, log: _Log, progress: bool) -> dict[str, Path]:
     """The few/full/test directories: given (``data_dir``) or built here by the cars builder."""
     paths = {}
-    for split in SPLITS_USED:
-        if split == "full" and not {"full", "annotator"} & set(config.arms):
-            continue
+    for split in _needed_splits(config):
         if data_dir is not None:
             path = Path(data_dir) / split
-            if not (path / "dataset.json").is_file():
-                raise GanfactoryError(f"{path}: no finished {split} split; build it with 'ganfactory cars build "
-                                      f"--split {split} --out {path}' or omit --data")
         else:
             from ganfactory.datasets.build import BuildSettings, build_split
 
@@ -173,9 +188,7 @@ def _splits(config: BenchConfig, out: Path, data_dir: str | None, log: _Log, pro
                 log(f"building split {split} ({config.split_sizes.get(split) or 'all'} images)")
                 build_split(path, BuildSettings(split, config.resolution, n=config.split_sizes.get(split)),
                             workers=2, progress=progress)
-        size = LabeledDataset(path).label(0).shape[0]
-        if size != config.resolution:
-            raise GanfactoryError(f"{path} holds {size} px images; the benchmark runs at {config.resolution} px")
+        _check_size(path, config.resolution)
         paths[split] = path
     return paths
 
@@ -406,6 +419,7 @@ def run_bench(config: BenchConfig, out: str | Path, data_dir: str | None = None,
 def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: bool) -> dict:
     log = _Log(progress)
     header = {"benchmark": "cars", "config": config.to_json(), "data": None if data_dir is None else str(data_dir)}
+    _check_data(config, data_dir)
     if (out / "bench.json").is_file():
         old = json.loads((out / "bench.json").read_text())
         if old != header:
