@@ -180,3 +180,40 @@ def test_style_mixing_and_path_length_steps_run(tmp_path):
     assert all("pl_penalty" in r and np.isfinite(list(r.values())).all() for r in rows)
     assert float(trainer.pl_mean) > 0 and trainer.skipped_steps == 0
     assert not torch.equal(trainer.G.state_dict()["synthesis.b16.conv1.weight"], before)
+
+
+def _tiny_trainer(out, resume=None, **knobs):
+    """A 16 px Trainer (batch 4, R1 every 4 steps, DiffAugment, mirror) on 8 random images."""
+    from ganfactory.gan.train import TrainConfig, Trainer
+
+    imgs = (torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    cfg = TrainConfig(data="unused", out=str(out), preset="cpu32", z_dim=16, w_dim=16, channel_base=128,
+                      channel_max=16, batch=4, r1_interval=4, mirror=True, kimg=0.020, snapshot_kimg=0.020,
+                      metric_generated=0, sample_seeds=4, **knobs)
+    return Trainer(cfg, imgs, resume=resume, progress=False)
+
+
+@pytest.mark.parametrize("knobs", [{"channels_last": True}, {"threads": 1}], ids=["channels_last", "threads1"])
+def test_speed_knobs_keep_the_loss_trajectory(tmp_path, knobs):
+    threads = torch.get_num_threads()
+    _tiny_trainer(tmp_path / "plain").run()
+    _tiny_trainer(tmp_path / "fast", **knobs).run()
+    assert torch.get_num_threads() == threads  # run() restores the caller's setting
+    plain, fast = stats(tmp_path / "plain"), stats(tmp_path / "fast")
+    assert [r["step"] for r in fast] == list(range(1, 6)) and "r1_penalty" in fast[4]
+    for a, b in zip(plain, fast, strict=True):
+        assert a.keys() == b.keys()
+        for k in a.keys() - {"kimg", "step", "sec_per_kimg"}:
+            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-4), (k, a, b)
+    if knobs.get("channels_last"):  # its snapshot resumes like any other
+        resumed = _tiny_trainer(tmp_path / "fast", resume=tmp_path / "fast", **knobs)
+        weight = resumed.G.synthesis.b16.conv1.weight
+        assert resumed.step_index == 5 and weight.is_contiguous(memory_format=torch.channels_last)
+        assert np.isfinite(list(resumed.step().values())).all()
+
+
+def test_threads_must_be_positive():
+    from ganfactory.gan.train import TrainConfig
+
+    with pytest.raises(GanfactoryError, match="--threads must be at least 1"):
+        TrainConfig(data="x", out="y", threads=0)

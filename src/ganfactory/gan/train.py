@@ -87,6 +87,12 @@ class TrainConfig:
     max_images: int | None = None
     seed: int = 0
     device: str = "cpu"
+    threads: int | None = None
+    """Intra-op CPU threads while training (None = PyTorch's default, one per core). On a CPU shared
+    with other work, 1 is many times faster (benchmarks/train.py); results change at float rounding."""
+    channels_last: bool = False
+    """Keep G, D and their images in channels-last memory layout: faster CPU convolutions
+    (benchmarks/train.py); the same losses up to float rounding."""
 
     def __post_init__(self) -> None:
         """Refuse bad settings before any data is read."""
@@ -97,6 +103,8 @@ class TrainConfig:
             raise GanfactoryError(f"unknown augmentation {bad}; choose from {', '.join(aug.POLICIES)}")
         if self.kimg <= 0 or self.snapshot_kimg <= 0:
             raise GanfactoryError("--kimg and --snapshot-kimg must be positive")
+        if self.threads is not None and self.threads < 1:
+            raise GanfactoryError(f"--threads must be at least 1, got {self.threads}")
 
     def resolved(self, resolution: int) -> TrainConfig:
         """This config with every None filled from the preset (and auto rules of NVlabs' train.py)."""
@@ -125,7 +133,7 @@ class TrainConfig:
 
 PRESETS: dict[str, dict] = {
     # Small fp32 networks that train on a 2-core CPU (NVlabs' 'cifar' recipe: shallow mapping, no path
-    # length, no mixing). Measured with NVlabs' own code here: 34 s/kimg (32 px), 147 s/kimg (64 px).
+    # length, no mixing). Speed against NVlabs' own training step: benchmarks/train.py.
     "cpu32": dict(batch=8, z_dim=64, w_dim=64, mapping_layers=2, channel_base=1024, channel_max=64,
                   glr=0.0025, dlr=0.0025, r1_gamma=0.01, pl_weight=0.0, style_mixing=0.0, ema_kimg=None,
                   mbstd_group_size=4, conv_clamp=None),
@@ -198,6 +206,9 @@ class Trainer:
         self.G_ema = Generator(self.G.config).to(self.device).eval()
         self.G_ema.load_state_dict(self.G.state_dict())
         self.G_ema.requires_grad_(False)
+        if self.cfg.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
         self.opt_G = self._adam(self.G, self.cfg.glr, self.cfg.pl_interval if self.cfg.pl_weight else None)
         self.opt_D = self._adam(self.D, self.cfg.dlr, self.cfg.r1_interval if self.cfg.r1_gamma else None)
         self.rng = torch.Generator().manual_seed(self.cfg.seed)
@@ -259,6 +270,8 @@ class Trainer:
             if self.cfg.augment else {}
         idx = self._slice(idx)
         img = self.images[idx].to(self.device).to(torch.float32) / 127.5 - 1
+        if self.cfg.channels_last:
+            img = img.contiguous(memory_format=torch.channels_last)
         if flip is not None:
             f = self._slice(flip).to(self.device)
             img = torch.where(f.reshape(-1, 1, 1, 1), img.flip(3), img)
@@ -428,6 +441,16 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------
 
     def run(self) -> dict:
+        """Train to ``config.kimg`` with ``config.threads`` intra-op threads (the caller's setting is restored)."""
+        threads = torch.get_num_threads()
+        if self.cfg.threads is not None:
+            torch.set_num_threads(self.cfg.threads)
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self) -> dict:
         cfg = self.cfg
         main = self.dist.rank == 0
         if main:
