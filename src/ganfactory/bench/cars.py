@@ -399,7 +399,7 @@ def _route(route: str, config: BenchConfig, out: Path, splits: dict[str, Path], 
             rows.append(row)
     keep = set(_filtered(uncertainty, config.synthetic_samples, config.filter_fraction))
     removed = [i for i in range(len(uncertainty)) if i not in keep]
-    threshold = float(uncertainty[removed].min()) if removed else None
+    threshold = round(float(uncertainty[removed].min()), 6) if removed else None     # rounded as the scores are
     summary = {"scores": uncertainty.round(6).tolist(), "removed": [ids[i] for i in removed], "threshold": threshold,
                "fraction": config.filter_fraction, "candidates": len(uncertainty)}
     return main, rows, summary
