@@ -151,9 +151,9 @@ def histogram(values: Sequence[float], threshold: float | None, bins: int = 30, 
         x = left + plot_w * (threshold - lo) / (hi - lo)
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}" stroke="#000" '
                      'stroke-dasharray="4 3"/>')
-    for t in (lo, (lo + hi) / 2, hi):
+    for t, anchor in ((lo, "start"), ((lo + hi) / 2, "middle"), (hi, "end")):
         x = left + plot_w * (t - lo) / (hi - lo)
-        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle">'
+        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="{anchor}">'
                      f'{t:.3g}</text>')
     parts.append(f'<text x="{left + plot_w / 2}" y="{height - 4}" font-size="11" text-anchor="middle">per-image '
                  'uncertainty (mean of the top 10% pixel JS divergences)</text>')
