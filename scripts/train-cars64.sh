@@ -3,6 +3,8 @@
 # exactly from the latest snapshot. Run it in the background:
 #   nohup sh scripts/train-cars64.sh >> /work/runs/cars64/train.log 2>&1 &
 # Needs the split: ganfactory cars build --split gan-train --res 64 --out /work/data/cars64/gan-train
+# Extra arguments go to train-gan, e.g. `--threads 1 --channels-last` while other work shares the CPU
+# (benchmarks/train.py: two threads on two busy cores are many times slower than one).
 set -eu
 DATA=${DATA:-/work/data/cars64/gan-train}
 RUN=${RUN:-/work/runs/cars64}
@@ -13,4 +15,4 @@ if [ -f "$RUN/latest.json" ]; then
     RESUME="--resume"
 fi
 exec .venv/bin/ganfactory train-gan --data "$DATA" --out "$RUN" --preset cpu64 --kimg "$KIMG" \
-    --snapshot-kimg 10 --mirror --no-progress $RESUME
+    --snapshot-kimg 10 --mirror --no-progress $RESUME "$@"
