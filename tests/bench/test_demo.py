@@ -33,6 +33,19 @@ def test_demo_pipeline_small(tmp_path):
     assert json.loads((tmp_path / "demo" / "bench.json").read_text())["config"]["arms"] == ["few", "inversion"]
 
 
+def test_demo_replaces_its_own_run_with_other_settings(tmp_path, capsys):
+    from ganfactory.cli.demo import _start_over_if_changed
+
+    out = tmp_path / "demo"
+    old = demo_config(DEFAULT_GENERATOR, samples=20)
+    out.mkdir()
+    (out / "bench.json").write_text(json.dumps({"config": old.to_json()}))
+    _start_over_if_changed(out, old)
+    assert out.is_dir()                                           # same settings: resume
+    _start_over_if_changed(out, demo_config(DEFAULT_GENERATOR, samples=30))
+    assert not out.exists() and "starting over" in capsys.readouterr().out
+
+
 def test_demo_bad_input(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--samples", "3"]) == 2
     assert "--samples must be at least 10" in capsys.readouterr().err

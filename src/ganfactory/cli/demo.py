@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> None:
     from ganfactory.report import write_bench_report
 
     t0 = time.perf_counter()
-    results = run_bench(demo_config(args.ckpt, args.samples, args.iterations), args.out, str(demo_data()),
-                        progress=not args.quiet)
+    config = demo_config(args.ckpt, args.samples, args.iterations)
+    _start_over_if_changed(Path(args.out), config)
+    results = run_bench(config, args.out, str(demo_data()), progress=not args.quiet)
     report = write_bench_report(args.out, title="ganfactory demo: labeled data from a generator")
     for arm, scores in results["arms"].items():
         pck = f", PCK@0.1 {scores['pck']['pck']:.3f}" if "pck" in scores else ""
@@ -75,3 +76,15 @@ def run(args: argparse.Namespace) -> None:
         print(f"demo: {arm}: {why}")
     print(f"demo: finished in {time.perf_counter() - t0:.0f} s")
     print(f"demo: report written to {report.resolve()}")
+
+
+def _start_over_if_changed(out: Path, config) -> None:
+    """A previous demo with other settings (another generator, say) in ``out`` is replaced rather than refused:
+    the directory is the demo's own output. Anything that is not a demo run is left alone (run_bench refuses it)."""
+    import json
+    import shutil
+
+    previous = out / "bench.json"
+    if previous.is_file() and json.loads(previous.read_text()).get("config") != config.to_json():
+        print(f"demo: {out} holds a demo run with other settings; starting over")
+        shutil.rmtree(out)
