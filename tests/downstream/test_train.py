@@ -98,7 +98,7 @@ def test_predictions_resize_to_the_input(trained, shapes_test):
 
 def _train_cmd(data, out):
     return [sys.executable, "-m", "ganfactory.cli", "segment", "train", "--data", str(data), "--out", str(out),
-            "--iterations", "60", "--batch", "8", "--widths", "8,16,32", "--checkpoint-every", "10", "--quiet"]
+            "--iterations", "400", "--batch", "8", "--widths", "8,16,32", "--checkpoint-every", "10", "--quiet"]
 
 
 def test_killed_run_resumes_to_the_same_bytes(tmp_path, shapes_train):
@@ -111,6 +111,7 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path, shapes_train):
     deadline = time.time() + 120
     while not (tmp_path / "killed" / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before the kill; make it longer"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(60) == 130
     assert not (tmp_path / "killed" / "model.json").exists()
