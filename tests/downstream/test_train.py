@@ -106,8 +106,10 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path, shapes_train):
     whole = subprocess.run(_train_cmd(shapes_train.root, tmp_path / "whole"), env=env, capture_output=True,
                            text=True)
     assert whole.returncode == 0, whole.stderr
+    # SIGINT back to its default in the child: a shell that starts the test suite in the background hands down
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen(_train_cmd(shapes_train.root, tmp_path / "killed"), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (tmp_path / "killed" / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
