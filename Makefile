@@ -25,9 +25,10 @@ test: $(STAMP) data browser
 data:
 	sh scripts/install-torcs-data.sh
 
-# Debian's chromium (the annotator's browser tests drive it with Playwright); a no-op when present.
+# Debian's chromium (the annotator's browser tests drive it with Playwright; not Playwright's own browser
+# download, which fetches from outside the package registries); a no-op when present.
 browser:
-	sh scripts/install-chromium.sh
+	sh scripts/apt-install.sh chromium chromium "install chromium by hand (the browser tests skip without it)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
