@@ -215,17 +215,19 @@ def child(args: argparse.Namespace) -> dict:
 # ------------------------------------------------------------------------------------------ a trained generator
 
 def trained_generator_report(args: argparse.Namespace) -> dict:
-    """The library end to end on a trained generator (tiny32 until cars64 lands): train the interpreter (ensemble
-    of 10; conv taps as DatasetGAN, and every layer) and its keypoint heads (one keypoint per cluster: its
-    centroid) on 16 annotated images, score 16 held-out annotated images (pixel accuracy, mIoU, keypoint error),
-    synthesize samples and draw their label overlays into benchmarks/results/overlays_<name>.png."""
+    """The library end to end on a trained generator: train the interpreter (ensemble of 10; conv taps as
+    DatasetGAN, and every layer) and its keypoint heads on 16 annotated images, score 16 held-out annotated
+    images (pixel accuracy, mIoU, keypoint error), synthesize samples and draw their label overlays into
+    benchmarks/results/overlays_<name>.png. The 32 annotated images are labelled by colour clusters (one
+    keypoint per cluster: its centroid), or with ``--annotator RUN`` by that segmentation network (the cars
+    benchmark's simulated annotator: real part names and keypoints)."""
     import tempfile
 
     import numpy as np
     import torch
     from PIL import Image
 
-    from ganfactory.annotate.synthetic import make_cluster_annotations
+    from ganfactory.annotate.synthetic import make_cluster_annotations, make_network_annotations
     from ganfactory.cli.interpreter import overlay
     from ganfactory.datasets.labeled import LabeledDataset
     from ganfactory.gan import load_generator
@@ -237,10 +239,17 @@ def trained_generator_report(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     name = args.generator
     G = load_generator(name)
-    out: dict = {"generator": name}
+    out: dict = {"generator": name, "annotations": args.annotator or f"{args.classes} colour clusters",
+                 "truncation_psi": args.psi}
     with tempfile.TemporaryDirectory() as tmp:
-        store = make_cluster_annotations(G, Path(tmp) / "ann", range(32), args.classes, truncation_psi=args.psi,
-                                         keypoints=True)
+        if args.annotator:
+            from ganfactory.downstream import load_segmenter
+
+            store = make_network_annotations(G, Path(tmp) / "ann", range(32), load_segmenter(args.annotator),
+                                             truncation_psi=args.psi)
+        else:
+            store = make_cluster_annotations(G, Path(tmp) / "ann", range(32), args.classes, truncation_psi=args.psi,
+                                             keypoints=True)
         images = training_images(store, G)
         for taps_name, taps in (("conv", FeatureTaps()), ("all", FeatureTaps(tuple(G.synthesis.layer_names())))):
             config = InterpreterConfig(taps=taps, num_models=10, seed=args.seed)
@@ -249,7 +258,7 @@ def trained_generator_report(args: argparse.Namespace) -> dict:
             seconds = time.perf_counter() - t0
             _, pred = interp.predict(G, [im.latent for im in images[16:]])
             metrics = pixel_metrics(pred.labels, np.stack([im.label for im in images[16:]]), store.schema.class_ids)
-            truth = np.array([[p[:2] if p[0] is not None else [np.nan, np.nan] for p in im.keypoints]
+            truth = np.array([[p[:2] if p[2] else [np.nan, np.nan] for p in im.keypoints]   # visible ones
                               for im in images[16:]], dtype=float)
             err = np.linalg.norm(pred.keypoints[..., :2] - truth, axis=-1)
             out[taps_name] = {"train_seconds": seconds, "heldout_pixel_accuracy_of_train_images":
@@ -310,6 +319,9 @@ def main() -> None:
                    help="instead: train and score the interpreter on a trained generator (--generator) and draw "
                         "synthesized label overlays")
     p.add_argument("--generator", default="tiny32", help="with --trained: checkpoint or built-in name")
+    p.add_argument("--annotator", default=None,
+                   help="with --trained: a segmentation run (ganfactory segment train, e.g. the cars benchmark's "
+                        "arms/full/net) that labels the annotated images, instead of colour clusters")
     p.add_argument("--child", choices=["ours", "naive"], help=argparse.SUPPRESS)
     p.add_argument("--res-child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()

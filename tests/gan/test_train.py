@@ -67,6 +67,19 @@ def test_train_writes_snapshots_samples_and_logs(images, tmp_path):
     best = json.loads((out / "best.json").read_text())
     assert best["kid"] == min(k["kid"] for k in kids)
 
+    # a snapshot exported for shipping: the same networks, none of the resume state
+    shipped = tmp_path / "shipped"
+    res = subprocess.run([sys.executable, "-m", "ganfactory.cli", "import-checkpoint", "--weights-only",
+                          out / "snapshots" / snaps[-1], shipped], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in shipped.iterdir()) == ["config.json", "discriminator.safetensors",
+                                                          "generator.safetensors"]
+    light = load_checkpoint(shipped)
+    assert light.tensors == {} and "optimizer_param_groups" not in light.extra and light.extra["kimg"] == 0.024
+    for a, b in ((ck.generator, light.generator), (ck.discriminator, light.discriminator)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
 
 def test_resume_continues_exactly(images, tmp_path):
     common = ["--data", images, "--kimg", "0.040", "--snapshot-kimg", "0.020", "--mirror", *TINY]

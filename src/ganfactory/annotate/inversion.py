@@ -13,7 +13,6 @@ that already have a latent.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from ganfactory.annotate.store import AnnotationError, AnnotationSet, Latent, synthesize_latents
+from ganfactory.atomic import write_json
 from ganfactory.datasets.labeled import LabeledDataset
 from ganfactory.gan.invert import InversionConfig, invert, psnr
 from ganfactory.gan.sampling import to_uint8
@@ -77,10 +77,10 @@ def invert_annotations(G, store: AnnotationSet, config: InversionConfig | None =
                                         "psnr": round(float(final[k]), 3)}
         report["seconds"] = round(report.get("seconds", 0) + time.perf_counter() - t0, 1)
         _summarise(report)
-        _write_json(report_path, report)
+        write_json(report_path, report)
     bar.close()
     if not todo and not report_path.is_file():
-        _write_json(report_path, _summarise(report))
+        write_json(report_path, _summarise(report))
     return report
 
 
@@ -117,9 +117,3 @@ def invert_labeled_dataset(G, dataset_dir: str | Path, project_dir: str | Path, 
                       meta={"source": str(Path(dataset_dir).resolve())})
     invert_annotations(G, store, config, D=D, batch=batch, progress=progress)
     return store
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)

@@ -45,7 +45,6 @@ import json
 import os
 import re
 import shutil
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +53,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ganfactory.atomic import TMP_PREFIX, write_atomic, write_json
 from ganfactory.datasets.labeled import Schema
 from ganfactory.errors import GanfactoryError
 from ganfactory.formats import check_format_header
@@ -67,7 +67,6 @@ FORMAT_VERSION = 1
 STATUSES = ("pending", "annotated", "skipped")
 ORIGINS = ("generated", "real")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_TMP = ".tmp-"
 
 
 class AnnotationError(GanfactoryError, ValueError):
@@ -190,7 +189,7 @@ class AnnotationSet:
         (root / "items").mkdir(parents=True)
         header = {"format": FORMAT, "format_version": FORMAT_VERSION, "schema": schema.to_json(),
                   "generator": generator}
-        _write_atomic(root / "schema.json", (json.dumps(header, indent=1) + "\n").encode())
+        write_json(root / "schema.json", header)
         return cls(root)
 
     # -------------------------------------------------------------------------------- listing
@@ -227,7 +226,7 @@ class AnnotationSet:
         record = {"id": item_id, "status": status, "origin": origin,
                   "latent": None if latent is None else latent.to_json(), "keypoints": keypoints, **(meta or {})}
         self._check_record(record, image.shape[:2], label)
-        tmp = self.root / f"{_TMP}{item_id}"
+        tmp = self.root / f"{TMP_PREFIX}{item_id}"
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
@@ -254,8 +253,8 @@ class AnnotationSet:
         has_label = label is not None or (self.root / "items" / item_id / "label.png").is_file()
         self._check_record(record, size, label, has_label=has_label)
         if label is not None:
-            _write_atomic(self.root / "items" / item_id / "label.png", _png(np.asarray(label), "L"))
-        _write_atomic(self.root / "items" / item_id / "item.json", (json.dumps(record, indent=1) + "\n").encode())
+            write_atomic(self.root / "items" / item_id / "label.png", _png(np.asarray(label), "L"))
+        write_json(self.root / "items" / item_id / "item.json", record)
 
     def set_latent(self, item_id: str, latent: Latent, image: np.ndarray) -> None:
         """Attach a latent (an inversion's result) to an item, with ``image`` [H, W, 3] uint8 the generator's image
@@ -271,14 +270,14 @@ class AnnotationSet:
             raise AnnotationError(f"item {item_id!r}: the latent's image must be [H, W, 3] uint8 of the stored "
                                   f"image's size {list(size)}, got {list(image.shape)} {image.dtype}")
         if record.get("origin") == "real" and not (folder / "real.png").is_file():
-            _write_atomic(folder / "real.png", (folder / "image.png").read_bytes())
+            write_atomic(folder / "real.png", (folder / "image.png").read_bytes())
         if latent.seed is None:
             buffer = io.BytesIO()
             np.savez(buffer, **latent.arrays())
-            _write_atomic(folder / "latent.npz", buffer.getvalue())
-        _write_atomic(folder / "image.png", _png(image, "RGB"))
+            write_atomic(folder / "latent.npz", buffer.getvalue())
+        write_atomic(folder / "image.png", _png(image, "RGB"))
         record["latent"] = latent.to_json()
-        _write_atomic(folder / "item.json", (json.dumps(record, indent=1) + "\n").encode())
+        write_json(folder / "item.json", record)
 
     def _check_record(self, record: dict, size: tuple[int, int], label: np.ndarray | None,
                       has_label: bool | None = None) -> None:
@@ -377,14 +376,3 @@ def _png(array: np.ndarray, mode: str) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array), mode).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary name unique to this process and thread, then rename: concurrent writers of
-    one file never share a temporary file, so the last rename wins with a whole file."""
-    tmp = path.with_name(f"{_TMP}{os.getpid()}-{threading.get_ident()}-{path.name}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -1,8 +1,11 @@
-"""Annotations made without a person: colour-cluster labels of a generator's own images.
+"""Annotations made without a person: labels of a generator's own images from colour clusters or a network.
 
-Why: until people annotate a trained generator's samples, tests and benchmarks still need label maps that
-are a learnable function of the generator's features, so that held-out pixel accuracy means something.
-Colour clusters are: the image is a (nearly linear) function of the last layers' features.
+Why: tests and benchmarks need annotated generated images without a person at the annotator.
+- Colour clusters: label maps that are a learnable function of the generator's features, so that held-out
+  pixel accuracy means something on any generator, even an untrained one (the image is a nearly linear
+  function of the last layers' features).
+- A segmentation network trained on real labels (the cars benchmark's simulated annotator): real part
+  semantics on a trained generator, with the network's mistakes as the annotator's.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import torch
 from ganfactory.annotate.store import AnnotationSet, Latent, synthesize_latents
 from ganfactory.datasets.labeled import Schema
 
-__all__ = ["PALETTE", "cluster_centroids", "colour_clusters", "make_cluster_annotations", "region_keypoints"]
+__all__ = ["PALETTE", "cluster_centroids", "colour_clusters", "make_cluster_annotations", "make_network_annotations",
+           "region_keypoints"]
 
 PALETTE = {"c1": (230, 25, 75), "c2": (60, 180, 75), "c3": (255, 225, 25), "c4": (0, 130, 200), "c5": (245, 130, 48),
            "c6": (145, 30, 180), "c7": (70, 240, 240), "c8": (240, 50, 230)}
@@ -71,4 +75,26 @@ def make_cluster_annotations(G, root: str | Path, seeds: Sequence[int], num_clus
     for seed, lat, img, lab in zip(seeds, latents, images, labels, strict=True):
         kps = region_keypoints(lab, range(1, num_clusters + 1)) if keypoints else None
         store.add(f"seed{seed:06d}", lat, img, lab, kps)
+    return store
+
+
+def make_network_annotations(G, root: str | Path, seeds: Sequence[int], segmenter, truncation_psi: float = 1.0,
+                             generator_name: str | None = None, meta: dict | None = None) -> AnnotationSet:
+    """An AnnotationSet of ``seeds``: images from ``G`` labelled by ``segmenter`` (a ``ganfactory.downstream``
+    Segmenter, with its schema). A keypoint is marked visible when the network puts it on the object (its own
+    label there is not background). ``meta`` is stored with every item (say which network annotated it)."""
+    from ganfactory.gan.sampling import to_uint8
+
+    store = AnnotationSet.create(root, segmenter.schema, generator_name)
+    for seed in seeds:
+        latent = Latent.from_seed(G, seed, truncation_psi, "const")
+        image = to_uint8(synthesize_latents(G, [latent]))[0]
+        labels, kps = segmenter.predict(image[None])
+        keypoints = None
+        if kps is not None:
+            keypoints = []
+            for x, y, _ in kps[0].tolist():
+                xi, yi = min(max(round(x), 0), image.shape[1] - 1), min(max(round(y), 0), image.shape[0] - 1)
+                keypoints.append([float(x), float(y), int(labels[0, yi, xi] > 0)])
+        store.add(f"seed{seed}", latent, image, labels[0], keypoints, meta=meta)
     return store

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganfactory.atomic import write_json
 from ganfactory.datasets.labeled import LabeledDataset, Schema
 from ganfactory.downstream import TrainConfig, evaluate, load_data, load_segmenter, train_network
 from ganfactory.downstream.data import SegmentationData, relabelled, table_between
@@ -125,9 +126,7 @@ def bench_config(generator: str, quick: bool = False, **overrides) -> BenchConfi
 
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=True) + "\n")
-    os.replace(tmp, path)
+    write_json(path, data)
 
 
 class _Log:
@@ -231,30 +230,17 @@ def _simulated_annotations(config: BenchConfig, generator: Callable, annotator_r
                            log: _Log) -> Path:
     """16 random generated images labelled by the full arm's network: an AnnotationSet (status annotated, latent
     kind seed). A keypoint is marked visible when the network puts it on the car (its own label > 0)."""
-    from ganfactory.annotate.store import AnnotationSet, Latent, synthesize_latents
-    from ganfactory.gan.sampling import to_uint8
+    from ganfactory.annotate.synthetic import make_network_annotations
 
     if (root / "schema.json").is_file():
         return root
     log(f"annotator: labelling {config.annotated_images} generated images with the full arm's network")
-    seg = load_segmenter(annotator_run)
-    G = generator()
     tmp = root.with_name(f".tmp-{root.name}")
     if tmp.exists():
         shutil.rmtree(tmp)
     seeds = range(ANNOTATOR_FIRST_SEED, ANNOTATOR_FIRST_SEED + config.annotated_images)
-    store = AnnotationSet.create(tmp, seg.schema, config.generator)
-    for seed in seeds:
-        latent = Latent.from_seed(G, seed, config.truncation_psi, "const")
-        image = to_uint8(synthesize_latents(G, [latent]))[0]
-        labels, kps = seg.predict(image[None])
-        keypoints = None
-        if kps is not None:
-            keypoints = []
-            for x, y, _ in kps[0].tolist():
-                xi, yi = min(max(round(x), 0), image.shape[1] - 1), min(max(round(y), 0), image.shape[0] - 1)
-                keypoints.append([float(x), float(y), int(labels[0, yi, xi] > 0)])
-        store.add(f"seed{seed}", latent, image, labels[0], keypoints, meta={"annotator": str(annotator_run)})
+    make_network_annotations(generator(), tmp, seeds, load_segmenter(annotator_run), config.truncation_psi,
+                             config.generator, meta={"annotator": str(annotator_run)})
     os.replace(tmp, root)
     return root
 

@@ -20,6 +20,9 @@ def register(sub) -> None:
                     "or a zip if DST ends in .zip) with config.json and safetensors weights.")
     p.add_argument("src")
     p.add_argument("dst")
+    p.add_argument("--weights-only", action="store_true",
+                   help="keep the generator and discriminator only: drop a training snapshot's resume state "
+                        "(non-EMA generator, optimiser moments, RNG); about a third of the size, for shipping")
     p.set_defaults(func=run_import)
 
     p = sub.add_parser("info", help="describe a checkpoint (architecture, size, provenance)",
@@ -32,6 +35,9 @@ def register(sub) -> None:
 def run_import(args: argparse.Namespace) -> None:
     ckpt = read_any(args.src)
     ckpt.provenance.setdefault("imported_by", f"ganfactory {__version__}")
+    if args.weights_only:
+        ckpt.tensors = {}
+        ckpt.extra.pop("optimizer_param_groups", None)
     path = save_checkpoint(ckpt, args.dst)
     G = ckpt.generator
     print(f"wrote {path}: {G.img_resolution}x{G.img_resolution} generator"

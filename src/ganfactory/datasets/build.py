@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from ganfactory import __version__
+from ganfactory.atomic import atomic_path
 from ganfactory.datasets.car_assembly import CAR_IDS, KEYPOINT_NAMES, NAMED_CAR_IDS, Car, assemble_car, save_car_mesh
 from ganfactory.datasets.cars import RenderSettings, render_car_sample
 from ganfactory.datasets.labeled import (
@@ -224,6 +225,5 @@ def _write_meshes(directory: Path, car_ids: tuple[str, ...], torcs_root: str) ->
         path = directory / f"{car_id}.glb"
         if path.is_file():
             continue
-        tmp = directory / f".tmp-{car_id}.glb"
-        save_car_mesh(assemble_car(car_id, torcs_root), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_car_mesh(assemble_car(car_id, torcs_root), tmp)

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ganfactory.atomic import TMP_PREFIX, write_atomic
 from ganfactory.errors import GanfactoryError
 from ganfactory.formats import check_format_header
 
@@ -77,7 +78,6 @@ RESERVED_META_KEYS = ("id", "keypoints", "uncertainty", "latent")
 """Keys of a meta line that the format owns; free metadata may not use them."""
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_TMP_PREFIX = ".tmp-"
 
 
 class LabeledDatasetError(GanfactoryError, ValueError):
@@ -300,7 +300,7 @@ def plan_dataset(root: str | Path, schema: Schema, count: int, shard_size: int =
         raise LabeledDatasetError(f"{plan.root} is not empty and holds no dataset build; pass an empty or new "
                                   "directory")
     plan.root.mkdir(parents=True, exist_ok=True)
-    _write_atomic(plan.root / "dataset.partial.json", _dumps(header))
+    write_atomic(plan.root / "dataset.partial.json", _dumps(header))
     return plan
 
 
@@ -318,7 +318,7 @@ def write_shard(plan: DatasetPlan, index: int, samples: Iterable[LabeledSample])
     if not 0 <= index < plan.num_shards:
         raise IndexError(f"shard {index} of a dataset with {plan.num_shards} shards")
     name = shard_name(index)
-    tmp = plan.root / f"{_TMP_PREFIX}{name}"
+    tmp = plan.root / f"{TMP_PREFIX}{name}"
     if tmp.exists():
         shutil.rmtree(tmp)
     (tmp / "images").mkdir(parents=True)
@@ -367,9 +367,9 @@ def finish_dataset(plan: DatasetPlan, coco_object: str | None = "object") -> Pat
     if coco_object is not None:
         write_coco(LabeledDataset(plan.root, header=header), plan.root / "coco.json", coco_object)
     path = plan.root / "dataset.json"
-    _write_atomic(path, _dumps(header))
+    write_atomic(path, _dumps(header))
     (plan.root / "dataset.partial.json").unlink(missing_ok=True)
-    for leftover in plan.root.glob(f"{_TMP_PREFIX}*"):
+    for leftover in plan.root.glob(f"{TMP_PREFIX}*"):
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     return path
 
@@ -390,12 +390,6 @@ def write_labeled_dataset(root: str | Path, schema: Schema, count: int, sample_a
 
 def _dumps(data: dict) -> str:
     return json.dumps(data, indent=1, allow_nan=False) + "\n"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -576,5 +570,5 @@ def coco_from_dataset(dataset: LabeledDataset, object_name: str = "object") -> d
 def write_coco(dataset: LabeledDataset, path: str | Path, object_name: str = "object") -> Path:
     """Write :func:`coco_from_dataset` to ``path`` atomically."""
     path = Path(path)
-    _write_atomic(path, json.dumps(coco_from_dataset(dataset, object_name), separators=(",", ":")) + "\n")
+    write_atomic(path, json.dumps(coco_from_dataset(dataset, object_name), separators=(",", ":")) + "\n")
     return path

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from ganfactory.atomic import atomic_path, write_atomic, write_json
 from ganfactory.datasets.labeled import Schema
 from ganfactory.downstream.data import AugmentConfig, SegmentationData, augment_batch, flip_permutation, heatmap_targets
 from ganfactory.downstream.metrics import confusion_matrix, object_size, pck, segmentation_scores
@@ -197,12 +197,6 @@ def evaluate(segmenter: Segmenter, data: SegmentationData, alpha: float = 0.1, b
 
 # ------------------------------------------------------------------------------------------ training
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _loss(model: nn.Module, spec: ModelSpec, x: Tensor, y: Tensor, kp: Tensor, config: TrainConfig) -> Tensor:
     logits, heat = split_outputs(model(x), spec.num_classes)
     loss = F.cross_entropy(logits, y)
@@ -278,7 +272,7 @@ def _train(data: SegmentationData, out: Path, config: TrainConfig, val: Segmenta
         if json.loads((out / "config.json").read_text()) != header:
             raise GanfactoryError(f"{out} holds a run with other settings or data; pass another --out or delete it")
     else:
-        _write_atomic(out / "config.json", (json.dumps(header, indent=1) + "\n").encode())
+        write_json(out / "config.json", header)
 
     torch.manual_seed(config.seed)
     model = create_model(spec)
@@ -296,7 +290,7 @@ def _train(data: SegmentationData, out: Path, config: TrainConfig, val: Segmenta
         if (out / "log.jsonl").is_file():           # drop rows a killed run logged after its last checkpoint
             rows = [r for r in (out / "log.jsonl").read_text().splitlines() if r]
             kept = "".join(r + "\n" for r in rows if json.loads(r)["iteration"] <= start)
-            _write_atomic(out / "log.jsonl", kept.encode())
+            write_atomic(out / "log.jsonl", kept.encode())
     flip_perm = flip_permutation(data.schema.keypoints) if spec.num_keypoints else []
     model.train()
     t0 = time.perf_counter()
@@ -335,20 +329,19 @@ def _train(data: SegmentationData, out: Path, config: TrainConfig, val: Segmenta
                 losses = []
             if done % config.checkpoint_every == 0 and done < config.iterations:
                 buffer = _state_bytes(model, opt, gen, done, order, pos)
-                _write_atomic(out / "checkpoint.pt", buffer)
+                write_atomic(out / "checkpoint.pt", buffer)
     finally:
         log.close()
         bar.close()
     from safetensors.torch import save_file
 
-    tmp = out / ".tmp-model.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, out / "model.safetensors")
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     final_loss = history[-1]["loss"] if history else float("nan")
     seconds = time.perf_counter() - t0
     record = {**header, "iterations": config.iterations, "final_loss": final_loss, "validation": validation,
               "seconds": round(seconds, 2)}
-    _write_atomic(out / "model.json", (json.dumps(record, indent=1) + "\n").encode())
+    write_json(out / "model.json", record)
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return TrainResult(out, config.iterations, seconds, final_loss, validation, history)
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ganfactory.atomic import atomic_path
 from ganfactory.errors import GanfactoryError
 from ganfactory.gan.networks import Generator, mix_styles
 
@@ -142,10 +141,8 @@ def save_samples(samples: Samples, out_dir: str | Path, provenance: dict | None 
     for k, v in (samples.noise or {}).items():
         arrays[f"noise.{k}"] = v.numpy()
     latents = out / "latents.npz"
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".npz")
-    os.close(fd)
-    np.savez(tmp, **arrays)
-    os.replace(tmp, latents)
+    with atomic_path(latents) as tmp:
+        np.savez(tmp, **arrays)
     return {"grid": out / "grid.png", "latents": latents}
 
 

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from PIL import Image
 from tqdm import tqdm
 
+from ganfactory.atomic import write_json
 from ganfactory.errors import GanfactoryError
 from ganfactory.gan import augment as aug
 from ganfactory.gan.data import load_images
@@ -377,9 +378,8 @@ class Trainer:
                  "optimizer_param_groups": groups, "resolution": self.resolution}
         save_checkpoint(Checkpoint(generator=self.G_ema, discriminator=self.D, tensors=tensors, extra=extra,
                                    provenance={"source": "ganfactory train-gan"}), path)
-        tmp = self.out / "latest.json.tmp"
-        tmp.write_text(json.dumps({"snapshot": str(path.relative_to(self.out)), "kimg": self.nimg / 1000}) + "\n")
-        os.replace(tmp, self.out / "latest.json")
+        write_json(self.out / "latest.json", {"snapshot": str(path.relative_to(self.out)), "kimg": self.nimg / 1000},
+                   indent=None)
         return path
 
     def _load_snapshot(self, path: Path) -> None:
@@ -433,9 +433,7 @@ class Trainer:
         best_path = self.out / "best.json"
         best = json.loads(best_path.read_text()) if best_path.is_file() else None
         if best is None or value < best["kid"]:
-            tmp = self.out / "best.json.tmp"
-            tmp.write_text(json.dumps(row) + "\n")
-            os.replace(tmp, best_path)
+            write_json(best_path, row, indent=None)
         return f"  KID {value * 1e3:.2f}e-3"
 
     # -- the loop ------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ganfactory.annotate.store import AnnotationSet, Latent, synthesize_latents
+from ganfactory.atomic import atomic_path, write_json
 from ganfactory.datasets.labeled import Schema
 from ganfactory.errors import GanfactoryError
 from ganfactory.label.features import (
@@ -569,16 +569,13 @@ class Interpreter:
             tensors.update({f"classifier.{i}.{k}": v.contiguous() for k, v in m.state_dict().items()})
         if self.keypoint_head is not None:
             tensors.update({f"keypoints.{k}": v.contiguous() for k, v in self.keypoint_head.state_dict().items()})
-        tmp = path / ".tmp-weights.safetensors"
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path / "weights.safetensors")
+        with atomic_path(path / "weights.safetensors") as tmp:
+            save_file(tensors, str(tmp))
         header = {"format": FORMAT, "format_version": FORMAT_VERSION, "taps": self.taps.to_json(),
                   "schema": self.schema.to_json(), "config": self.config.to_json(),
                   "num_models": len(self.classifiers), "hidden": list(_hidden(self.config, len(self.schema.classes))),
                   "keypoint_head": self.keypoint_head is not None, "provenance": provenance or {}}
-        tmp = path / ".tmp-interpreter.json"
-        tmp.write_text(json.dumps(header, indent=1) + "\n")
-        os.replace(tmp, path / "interpreter.json")
+        write_json(path / "interpreter.json", header)
         return path
 
 

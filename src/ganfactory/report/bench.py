@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ganfactory.atomic import write_atomic
 from ganfactory.datasets.labeled import LabeledDataset, Schema
 from ganfactory.downstream.data import load_data, relabelled, table_between
 from ganfactory.report.html import (
@@ -177,7 +177,5 @@ def write_bench_report(run: str | Path, out: str | Path | None = None,
             f"<style>{CSS}</style></head><body>" + "\n".join(parts) + "</body></html>\n")
     path = Path(out) if out is not None else run / "report" / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(page)
-    os.replace(tmp, path)
+    write_atomic(path, page)
     return path

@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import tarfile
 import time
 from dataclasses import asdict, dataclass
@@ -34,6 +33,7 @@ import torch
 from PIL import Image
 
 from ganfactory.annotate.store import Latent, synthesize_latents
+from ganfactory.atomic import atomic_path
 from ganfactory.datasets.labeled import (
     DatasetPlan,
     LabeledSample,
@@ -212,8 +212,7 @@ def _png(array: np.ndarray, mode: str) -> bytes:
 def _write_tar(path: Path, samples: list[LabeledSample]) -> None:
     """A WebDataset shard with fixed metadata (mtime 0, root owner) so that its bytes are reproducible."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
+    with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
         for s in samples:
             meta = {"id": s.id, "keypoints": [list(p) for p in s.keypoints], "uncertainty": s.uncertainty,
                     "latent": s.latent}
@@ -223,7 +222,6 @@ def _write_tar(path: Path, samples: list[LabeledSample]) -> None:
                 info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
                 info.uname = info.gname = ""
                 tar.addfile(info, io.BytesIO(data))
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------ runners
