@@ -23,12 +23,11 @@ def test_demo_pipeline_small(tmp_path):
                                  train=dataclasses.replace(config.train, widths=(8, 16, 32, 64)))
     results = run_bench(config, tmp_path / "demo", str(demo_data()), progress=False)
     assert results["test_images"] == 200
-    assert set(results["arms"]) | set(results["unavailable"]) == {"few", "inversion"}
+    assert set(results["arms"]) == {"few", "inversion"}
     for scores in results["arms"].values():
         assert 0 <= scores["miou"] <= 1
-    if "inversion" in results["arms"]:
-        assert results["arms"]["inversion"]["train_samples"] == 18          # 20 candidates, the top 10% dropped
-        assert len(results["uncertainty"]["inversion"]["removed"]) == 2
+    assert results["arms"]["inversion"]["train_samples"] == 18          # 20 candidates, the top 10% dropped
+    assert len(results["uncertainty"]["inversion"]["removed"]) == 2
     assert (tmp_path / "demo" / "report" / "index.html").is_file()
     assert json.loads((tmp_path / "demo" / "bench.json").read_text())["config"]["arms"] == ["few", "inversion"]
 

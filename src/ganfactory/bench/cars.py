@@ -253,12 +253,9 @@ def _inversion_annotations(config: BenchConfig, generator: Callable, few: Path, 
     done = root.parent / "annotations.done"
     if done.is_file():
         return root
-    try:
-        from ganfactory.annotate.inversion import invert_labeled_dataset
-        from ganfactory.gan.invert import InversionConfig
-    except ImportError as e:
-        raise GanfactoryError(f"the inversion arm is not available in this build ({e}); run with --arms "
-                              "few,annotator,full") from None
+    from ganfactory.annotate.inversion import invert_labeled_dataset
+    from ganfactory.gan.invert import InversionConfig
+
     inv_config = None
     if config.inversion_steps is not None:
         names = {f.name for f in dataclasses.fields(InversionConfig)}
@@ -425,7 +422,6 @@ def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: b
     splits = _timed(timings, "data", lambda: _splits(config, out, data_dir, log, progress))
     test = _load(splits["test"], config)
     arms: dict[str, dict] = {}
-    unavailable: dict[str, str] = {}
     sweep: list[dict] = []
     uncertainty: dict[str, dict] = {}
     for arm in ("few", "full"):
@@ -435,14 +431,8 @@ def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: b
     for route in ROUTES:
         if route not in config.arms:
             continue
-        try:
-            arms[route], rows, uncertainty[route] = _route(route, config, out, splits, test, log, progress, timings)
-            sweep += rows
-        except GanfactoryError as e:
-            if route != "inversion" or "not available" not in str(e):
-                raise
-            unavailable[route] = str(e)
-            log(f"inversion: {e}")
+        arms[route], rows, uncertainty[route] = _route(route, config, out, splits, test, log, progress, timings)
+        sweep += rows
     seeds = {split: LabeledDataset(path).provenance.get("seeds") for split, path in splits.items()}
     if set(ROUTES) & set(config.arms):
         seeds.update(synthetic=[0, config.synthetic_samples], interpreter=config.seed)
@@ -451,7 +441,7 @@ def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: b
     seeds["training"] = config.train.seed
     results = {"benchmark": "cars", "quick": config.quick, "generator": config.generator,
                "classes": [c.name for c in test.schema.classes], "keypoints": list(test.schema.keypoints),
-               "test_images": len(test), "arms": {a: arms[a] for a in ARMS if a in arms}, "unavailable": unavailable,
+               "test_images": len(test), "arms": {a: arms[a] for a in ARMS if a in arms},
                "sweep": sweep, "uncertainty": uncertainty, "config": config.to_json(), "seeds": seeds,
                "data": {k: str(v) for k, v in splits.items()}, "timings": timings,
                "seconds_this_run": round(time.perf_counter() - t0, 1)}

@@ -72,8 +72,6 @@ def run(args: argparse.Namespace) -> None:
     for arm, scores in results["arms"].items():
         pck = f", PCK@0.1 {scores['pck']['pck']:.3f}" if "pck" in scores else ""
         print(f"demo: {arm:<10} trained on {scores['train_samples']:>4} samples: mIoU {scores['miou']:.3f}{pck}")
-    for arm, why in results["unavailable"].items():
-        print(f"demo: {arm}: {why}")
     print(f"demo: finished in {time.perf_counter() - t0:.0f} s")
     print(f"demo: report written to {report.resolve()}")
 

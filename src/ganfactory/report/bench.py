@@ -89,12 +89,8 @@ def write_bench_report(run: str | Path, out: str | Path | None = None,
             s = arms[arm]
             rows.append([title, s["train_samples"], _fmt(s["miou"]), _fmt(s["pixel_accuracy"]),
                          _fmt(s.get("pck", {}).get("pck")), f"{s['train_seconds']:.0f} s"])
-        elif arm in results["unavailable"]:
-            rows.append([title, "-", "not available", "", "", ""])
     parts.append("<h2>Results</h2>" + table(["arm", "training samples", "mIoU", "pixel acc.", "PCK@0.1",
                                              "training time"], rows))
-    for arm, why in results["unavailable"].items():
-        parts.append(f'<p class="note">{escape(ARM_TITLES[arm])}: {escape(why)}</p>')
 
     # per-class IoU
     series = {ARM_TITLES[a].split(" (")[0]: [arms[a]["per_class_iou"].get(n) for n in names]
