@@ -89,6 +89,10 @@ def test_labeled_dataset_becomes_inverted_annotations(ckpt, own_images, tmp_path
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "proj").rglob("*") if p.is_file()}
     assert {p: t for p, t in after.items() if p.name != REPORT} == {p: t for p, t in before.items() if p.name != REPORT}
     assert AnnotationSet(tmp_path / "proj").ids == ["s0", "s1", "s2"]
+    # a subset: the first samples only
+    sub = invert_labeled_dataset(G, tmp_path / "ds", tmp_path / "sub", config=replace(config, w_steps=2, wplus_steps=2),
+                                 limit=2, progress=False)
+    assert sub.annotated_ids() == ["s0", "s1"]
 
 
 def test_cli_inverts_a_label_folder_and_resumes(ckpt, own_images, tmp_path):

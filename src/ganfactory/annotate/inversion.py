@@ -94,12 +94,13 @@ def _summarise(report: dict) -> dict:
 
 def invert_labeled_dataset(G, dataset_dir: str | Path, project_dir: str | Path, *,
                            config: InversionConfig | None = None, D=None, generator: str | None = None,
-                           batch: int = 16, progress: bool = True) -> AnnotationSet:
+                           batch: int = 16, limit: int | None = None, progress: bool = True) -> AnnotationSet:
     """An AnnotationSet at ``project_dir`` whose items are the samples of the LabeledDataset ``dataset_dir``,
     inverted into ``G``: the generator's reconstructions paired with the real labels and keypoints.
 
     Creates the store on the first call; a rerun resumes (samples already imported are kept, items already
-    inverted are skipped). ``generator``: the checkpoint name recorded in the store.
+    inverted are skipped). ``generator``: the checkpoint name recorded in the store. ``limit``: only the first
+    ``limit`` samples (a subset of a large split).
     """
     dataset = LabeledDataset(dataset_dir)
     project_dir = Path(project_dir)
@@ -110,7 +111,7 @@ def invert_labeled_dataset(G, dataset_dir: str | Path, project_dir: str | Path, 
     else:
         store = AnnotationSet.create(project_dir, dataset.schema, generator=generator)
     have = set(store.ids)
-    for i in range(len(dataset)):
+    for i in range(len(dataset) if limit is None else min(limit, len(dataset))):
         image, label, meta = dataset[i]
         if meta["id"] not in have:
             store.add(meta["id"], None, image, label, keypoints=meta.get("keypoints"),
