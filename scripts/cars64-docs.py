@@ -1,6 +1,7 @@
 """Write docs/cars64/: the built-in cars64 generator's training record (KID curve, log, sample grids).
 
 Usage: .venv/bin/python scripts/cars64-docs.py [--run /work/runs/cars64] [--ckpt cars64] [--out docs/cars64]
+       [--assessment docs/cars64/assessment.md]
 
 Reads the training run directory that scripts/train-cars64.sh writes (metrics.jsonl, stats.jsonl, log.txt,
 reals.png) and the shipped checkpoint (whose extra["kimg"] says which snapshot it is), then writes
@@ -19,7 +20,6 @@ from pathlib import Path
 from ganfactory.atomic import write_atomic
 from ganfactory.gan import load_generator
 from ganfactory.gan.sampling import generate, save_samples
-from ganfactory.report.html import line_chart
 
 MAX_GAP_S = 600
 """Log lines arrive once a minute while training; a longer gap is a stop between sessions, not training."""
@@ -44,11 +44,47 @@ def compute_hours(stats: Path) -> float:
     return total / 3600
 
 
+def kid_svg(points: list[tuple[float, float]], width: int = 720, height: int = 300) -> str:
+    """A standalone SVG line chart of KID x 1e3 against kimg, linear axes, ticks at round numbers."""
+    left, right, top, bottom = 50, 20, 12, 40
+    xmax = max(x for x, _ in points)
+    ymax = max(y for _, y in points) * 1.05
+    xstep = next(s for s in (10, 20, 50, 100, 200, 500, 1000, 2000) if xmax / s <= 10)
+    ystep = next(s for s in (0.5, 1, 2, 5, 10, 20, 50) if ymax / s <= 8)
+
+    def px(x: float) -> float:
+        return left + (width - left - right) * x / xmax
+
+    def py(y: float) -> float:
+        return top + (height - top - bottom) * (1 - y / ymax)
+
+    parts = [f'<rect width="{width}" height="{height}" fill="white"/>']
+    for i in range(int(ymax / ystep) + 1):
+        y = i * ystep
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>'
+                     f'<text x="{left - 6}" y="{py(y) + 4:.1f}" font-size="11" text-anchor="end">{y:g}</text>')
+    for i in range(int(xmax / xstep) + 1):
+        x = i * xstep
+        parts.append(f'<text x="{px(x):.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle">'
+                     f'{x:g}</text>')
+    path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
+    parts.append(f'<polyline points="{path}" fill="none" stroke="#2c6fbb" stroke-width="2"/>')
+    parts += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="#2c6fbb"><title>{x:g} kimg: {y:.2f}</title>'
+              '</circle>' for x, y in points]
+    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 6}" font-size="12" text-anchor="middle">'
+                 'kimg (thousands of real images shown to D)</text>')
+    parts.append(f'<text x="14" y="{(top + height - bottom) / 2}" font-size="12" text-anchor="middle" '
+                 f'transform="rotate(-90 14 {(top + height - bottom) / 2})">KID x 1e3</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="sans-serif">{"".join(parts)}</svg>\n')
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default="/work/runs/cars64")
     ap.add_argument("--ckpt", default="cars64")
     ap.add_argument("--out", default="docs/cars64")
+    ap.add_argument("--assessment", default=None, help="a markdown file: what a person saw in the samples")
     args = ap.parse_args()
     run, out = Path(args.run), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,10 +95,7 @@ def main() -> None:
     kimg = shipped.extra.get("kimg")
     cfg = shipped.extra.get("train_config", {})
     points = [(k["kimg"], k["kid"] * 1e3) for k in kids]
-    svg = line_chart({"KID x 1e3": points}, width=720, height=300, ymax=max(y for _, y in points) * 1.05,
-                     xlabel="kimg (log scale)")
-    svg = svg[:svg.index("</svg>") + 6].replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
-    write_atomic(out / "kid.svg", svg + "\n")
+    write_atomic(out / "kid.svg", kid_svg(points))
     shutil.copyfile(run / "log.txt", out / "log.txt")
     shutil.copyfile(run / "reals.png", out / "reals.png")
     G = load_generator(args.ckpt)
@@ -95,7 +128,7 @@ x-flips {'on' if cfg.get('mirror') else 'off'}) trained here, on 2 CPU cores, on
 Samples (seeds 0-63, no truncation) and real renders:
 
 ![samples](samples.png) ![reals](reals.png)
-
+{Path(args.assessment).read_text() if args.assessment else ""}
 | kimg | KID x 1e3 |
 |---|---|
 {rows}

@@ -18,7 +18,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-DEFAULT_GENERATOR = "tiny32"
+DEFAULT_GENERATOR = "cars64"
 DEMO_DATA = "cars64-demo"
 """Package asset directory holding the bundled ``few`` and ``test`` LabeledDatasets."""
 

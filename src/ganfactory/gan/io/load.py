@@ -23,6 +23,8 @@ from ganfactory.gan.networks import Discriminator, Generator
 __all__ = ["BUILTIN_GENERATORS", "builtin_path", "detect_format", "load_generator", "read_any"]
 
 BUILTIN_GENERATORS = {
+    "cars64": "A 64x64 StyleGAN2 (preset cpu64) trained here on the cars gan-train split (TORCS renders) for 182 "
+              "kimg: recognisable cars, mostly side and three-quarter views (docs/cars64). The default.",
     "tiny32": "A 32x32 StyleGAN2 trained by NVlabs' code for 48 iterations (the parity fixture): blobs, "
               "not objects. Useful for smoke tests and the quick demo.",
 }
