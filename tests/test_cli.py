@@ -34,6 +34,9 @@ def test_import_info_generate(tmp_path, nvlabs_pickle, nvlabs_ref):
 def test_text_info_of_builtin():
     out = ganfactory("info", "tiny32").stdout
     assert "StyleGAN2 (skip), 32x32, num_ws 8" in out and "provenance     source: nvlabs" in out
+    assert "training       " not in out                # NVlabs' pickle does not say how long it trained
+    out = ganfactory("info", "cars64").stdout
+    assert "StyleGAN2 (skip), 64x64, num_ws 10" in out and "training       182 kimg" in out
 
 
 def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path):

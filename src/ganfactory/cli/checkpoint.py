@@ -73,5 +73,7 @@ def run_info(args: argparse.Namespace) -> None:
     print("discriminator  " + (f"{d['architecture']}, {d['parameters']:,} parameters" if d else "none"))
     for k, v in info["provenance"].items():
         print(f"provenance     {k}: {v}")
+    if "kimg" in info["extra"]:
+        print(f"training       {info['extra']['kimg']:g} kimg")
     s = info["software"]
     print(f"software       ganfactory {s['ganfactory']}, torch {s['torch']}, python {s['python']}")
