@@ -163,6 +163,36 @@ def test_paint_fill_keypoints_undo_save_reload(browser, G, tmp_path, serve, sche
     assert Path(tmp_path / "annotator.png").stat().st_size > 10000
 
 
+def test_keypoints_are_dragged_with_the_pointer(browser, G, tmp_path, serve, schema_file):
+    """Pressing on a placed keypoint drags it (keeping its visibility, not placing the next one); undo restores."""
+    from ganfactory.cli.annotate import read_schema
+
+    project = tmp_path / "project"
+    store = open_project(project, read_schema(str(schema_file)), "tiny32")
+    with serve(create_app(store, G, ServerConfig(active=None))) as url:
+        page, errors = _open(browser, url)
+        page.click('#keypoints li[data-keypoint="0"] span')
+        _click(page, 8, 20)                                              # front
+        _click(page, 13, 3)                                              # back
+        page.click('#keypoints li[data-keypoint="1"] span')
+        page.keyboard.press("v")                                         # back: hidden
+        kps = "window.annotator.keypoints()"
+        assert page.evaluate(kps) == [[8, 20, 1], [13, 3, 0]]
+        _stroke(page, [(13, 3), (16, 5)])
+        assert page.evaluate(kps) == [[8, 20, 1], [16, 5, 0]]
+        _stroke(page, [(8, 20), (10, 24)])
+        assert page.evaluate(kps) == [[10, 24, 1], [16, 5, 0]]
+        assert page.text_content("#keypoints li.active").startswith("front: 10, 24")
+        page.keyboard.press("Control+z")                                 # one drag is one undo step
+        assert page.evaluate(kps) == [[8, 20, 1], [16, 5, 0]]
+        page.keyboard.press("Control+s")
+        _wait_saved(page)
+        record = json.loads((project / "items" / "seed000000" / "item.json").read_text())
+        assert record["keypoints"] == [[8, 20, 1], [16, 5, 0]]
+        assert not errors, errors
+        page.close()
+
+
 def test_autosave_without_asking(browser, G, tmp_path, serve, schema_file):
     """An edit saves itself (no save button, no shortcut), and the page says so."""
     from ganfactory.cli.annotate import read_schema

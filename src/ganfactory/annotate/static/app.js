@@ -21,6 +21,7 @@ const state = {
   view: { scale: 1, ox: 0, oy: 0 },
   polygon: [],
   stroke: null,
+  drag: null, // index of the keypoint being dragged
   pan: null,
   space: false,
   hover: null,
@@ -369,11 +370,37 @@ canvas.addEventListener("pointerdown", (e) => {
   } else if (state.tool === "keypoint" && state.schema.keypoints.length) {
     if (!m.inside(p.x, p.y)) return;
     m.begin();
+    const near = keypointNear(e);
+    if (near >= 0) {
+      // press on a placed keypoint: drag it (it keeps its visibility; the selection stays on it)
+      state.keypoint = near;
+      state.drag = near;
+      renderKeypointList();
+      draw();
+      return;
+    }
     m.setKeypoint(state.keypoint, p.x, p.y, 1);
     state.keypoint = (state.keypoint + 1) % state.schema.keypoints.length;
     markDirty();
   }
 });
+
+/** The placed keypoint drawn under the pointer (within its marker's radius, at least 6 screen px), or -1. */
+function keypointNear(e) {
+  const r = canvas.getBoundingClientRect();
+  const v = state.view;
+  const reach = Math.max(6, v.scale * 0.5);
+  let best = -1;
+  let bestDist = Infinity;
+  state.model.keypoints.forEach((p, k) => {
+    if (p[0] === null) return;
+    const dx = (p[0] + 0.5) * v.scale + v.ox - (e.clientX - r.left);
+    const dy = (p[1] + 0.5) * v.scale + v.oy - (e.clientY - r.top);
+    const d = Math.hypot(dx, dy);
+    if (d <= reach && d < bestDist) [best, bestDist] = [k, d];
+  });
+  return best;
+}
 
 canvas.addEventListener("pointermove", (e) => {
   if (!state.model) return;
@@ -385,6 +412,10 @@ canvas.addEventListener("pointermove", (e) => {
   if (state.pan) {
     state.view.ox = state.pan.ox + e.clientX - state.pan.x;
     state.view.oy = state.pan.oy + e.clientY - state.pan.y;
+  } else if (state.drag !== null) {
+    if (state.model.inside(p.x, p.y)) {
+      state.model.setKeypoint(state.drag, p.x, p.y, state.model.keypoints[state.drag][2]);
+    }
   } else if (state.stroke) {
     state.model.line(state.stroke.x, state.stroke.y, p.x, p.y, state.brush, state.stroke.cls);
     state.stroke.x = p.x;
@@ -398,6 +429,10 @@ canvas.addEventListener("pointermove", (e) => {
 function endPointer() {
   if (state.stroke) {
     state.stroke = null;
+    markDirty();
+  }
+  if (state.drag !== null) {
+    state.drag = null;
     markDirty();
   }
   state.pan = null;
