@@ -25,20 +25,28 @@ MAX_GAP_S = 600
 """Log lines arrive once a minute while training; a longer gap is a stop between sessions, not training."""
 
 
-def wall_hours(log: Path) -> float:
+def log_upto(log: Path, kimg: float) -> list[str]:
+    """The progress log's lines up to the shipped snapshot (the run may have gone on since)."""
+    def line_kimg(line: str) -> float:
+        words = line.split()
+        return float(words[3]) if len(words) > 3 and words[2] == "kimg" else 0.0
+
+    return [line for line in log.read_text().splitlines() if line_kimg(line) <= kimg + 1e-6]
+
+
+def wall_hours(lines: list[str]) -> float:
     """Hours the job ran, from the progress log's timestamps (stops between sessions excluded)."""
-    stamps = [datetime.strptime(" ".join(line.split()[:2]), "%Y-%m-%d %H:%M:%S")
-              for line in log.read_text().splitlines() if line[:2] == "20"]
+    stamps = [datetime.strptime(" ".join(line.split()[:2]), "%Y-%m-%d %H:%M:%S") for line in lines if line[:2] == "20"]
     gaps = [(b - a).total_seconds() for a, b in zip(stamps[:-1], stamps[1:], strict=True)]
     return sum(g for g in gaps if g < MAX_GAP_S) / 3600
 
 
-def compute_hours(stats: Path) -> float:
-    """Hours spent in training steps (sum of each step's s/kimg x its kimg), excluding snapshots and KID."""
+def compute_hours(stats: Path, kimg: float) -> float:
+    """Hours of training steps up to ``kimg`` (sum of each step's s/kimg x its kimg), without snapshots and KID."""
     total, prev = 0.0, 0.0
     for line in stats.read_text().splitlines():
         row = json.loads(line)
-        if row["kimg"] > prev:
+        if prev < row["kimg"] <= kimg + 1e-6:
             total += row["sec_per_kimg"] * (row["kimg"] - prev)
         prev = row["kimg"]
     return total / 3600
@@ -88,15 +96,17 @@ def main() -> None:
     args = ap.parse_args()
     run, out = Path(args.run), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    kids = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     from ganfactory.gan.io import read_any
 
     shipped = read_any(args.ckpt)
-    kimg = shipped.extra.get("kimg")
+    kimg = shipped.extra["kimg"]
+    kids = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    kids = [k for k in kids if k["kimg"] <= kimg + 1e-6]            # the record up to the shipped snapshot
+    log = log_upto(run / "log.txt", kimg)
     cfg = shipped.extra.get("train_config", {})
     points = [(k["kimg"], k["kid"] * 1e3) for k in kids]
     write_atomic(out / "kid.svg", kid_svg(points))
-    shutil.copyfile(run / "log.txt", out / "log.txt")
+    write_atomic(out / "log.txt", "".join(line + "\n" for line in log))
     shutil.copyfile(run / "reals.png", out / "reals.png")
     G = load_generator(args.ckpt)
     tmp = out / ".samples"
@@ -104,7 +114,7 @@ def main() -> None:
     shutil.move(tmp / "grid.png", out / "samples.png")
     shutil.rmtree(tmp)
     best = min(kids, key=lambda k: k["kid"])
-    at_ship = next((k for k in kids if abs(k["kimg"] - (kimg or -1)) < 1e-6), None)
+    at_ship = next((k for k in kids if abs(k["kimg"] - kimg) < 1e-6), None)
     rows = "\n".join(f"| {k['kimg']:g} | {k['kid'] * 1e3:.2f} |" for k in kids)
     text = f"""# cars64: the built-in generator
 
@@ -114,8 +124,8 @@ x-flips {'on' if cfg.get('mirror') else 'off'}) trained here, on 2 CPU cores, on
 (TORCS renders, ../shared/BENCHMARK.md) with `scripts/train-cars64.sh`.
 
 - Shipped snapshot: **{kimg:g} kimg**, KID {at_ship['kid'] * 1e3 if at_ship else float('nan'):.2f}e-3
-  (the lowest of the run so far: {best['kid'] * 1e3:.2f}e-3 at {best['kimg']:g} kimg).
-- Time: {compute_hours(run / 'stats.jsonl'):.1f} h in training steps, {wall_hours(run / 'log.txt'):.1f} h of
+  (the lowest of the run up to it: {best['kid'] * 1e3:.2f}e-3 at {best['kimg']:g} kimg).
+- Time: {compute_hours(run / 'stats.jsonl', kimg):.1f} h in training steps, {wall_hours(log):.1f} h of
   wall clock with snapshots and KID, over several sessions (resumed from snapshots).
 - KID: squared MMD with the cubic polynomial kernel on the activation statistics of a fixed, randomly
   initialised ResNet-18 (no download; see the README's metric section and `ganfactory.gan.metrics`),
