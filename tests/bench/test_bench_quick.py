@@ -53,13 +53,19 @@ def test_bench_cars_quick_end_to_end(tmp_path, capsys):
     again = json.loads((out / "results.json").read_text())
     assert {a: s["miou"] for a, s in again["arms"].items()} == {a: s["miou"] for a, s in results["arms"].items()}
     assert "done before, skipped" in capsys.readouterr().out
-    # a stage lost (killed before it finished) is redone alone; everything else is kept
+    assert json.loads((out / "timings.json").read_text()) == results["timings"]
+    assert {"full", "annotator.synthesize", "annotator.n12-all"} <= set(results["timings"])
+    # a stage lost (killed before it finished, so before results.json too) is redone alone; everything else is
+    # kept, with the times the first run measured
     shutil.rmtree(out / "arms" / "annotator" / "runs" / "n12-all")
+    (out / "results.json").unlink()
     kept = (out / "arms" / "full" / "net" / "model.safetensors").stat().st_mtime_ns
     assert main(["bench", "cars", "--quick", "--out", str(out), "--quiet"]) == 0
     assert (out / "arms" / "annotator" / "runs" / "n12-all" / "scores.json").is_file()
     assert (out / "arms" / "full" / "net" / "model.safetensors").stat().st_mtime_ns == kept
-    redone = json.loads((out / "results.json").read_text())["sweep"]
-    assert redone == results["sweep"]                 # the same bytes of training give the same scores
+    redone = json.loads((out / "results.json").read_text())
+    assert redone["sweep"] == results["sweep"]        # the same bytes of training give the same scores
+    assert {k: v for k, v in redone["timings"].items() if k != "annotator.n12-all"} == {
+        k: v for k, v in results["timings"].items() if k != "annotator.n12-all"}
     # other settings are refused in the same directory
     assert main(["bench", "cars", "--quick", "--out", str(out), "--iterations", "7", "--quiet"]) == 2

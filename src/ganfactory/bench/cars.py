@@ -18,6 +18,7 @@ the same command resumes a killed run; a rerun with other settings is refused)::
     OUT/arms/<route>/interpreter/           the style interpreter
     OUT/arms/<route>/synthetic/             LabeledDataset of every candidate, with its uncertainty
     OUT/arms/<route>/runs/n<N>-<filtered|all>/{net/,scores.json}
+    OUT/timings.json                        wall time of every stage, written as each one ends
     OUT/results.json                        every number, the settings, seeds and timings
     OUT/report/index.html                   ganfactory.report (self-contained)
 """
@@ -140,14 +141,24 @@ class _Log:
         print(f"bench [{time.perf_counter() - self.t0:7.1f} s] {message}", flush=True)
 
 
-def _timed(timings: dict, key: str, fn: Callable):
+class _Timings(dict):
+    """Wall time per stage, saved to ``path`` as each stage ends: a resumed run keeps the times of the stages an
+    earlier (killed) process did, which results.json, written only at the end, would lose."""
+
+    def __init__(self, path: Path):
+        super().__init__(json.loads(path.read_text()) if path.is_file() else {})
+        self.path = path
+
+
+def _timed(timings: _Timings, key: str, fn: Callable):
     """Run a stage and record its wall time. A stage a resumed run skips takes milliseconds; it keeps the time of
-    the run that did the work (``timings`` starts from the previous results.json)."""
+    the run that did the work."""
     t0 = time.perf_counter()
     out = fn()
     seconds = round(time.perf_counter() - t0, 2)
     if key not in timings or seconds >= 1.0:
         timings[key] = seconds
+        write_json(timings.path, dict(timings))
     return out
 
 
@@ -336,7 +347,7 @@ def _filtered(uncertainty: np.ndarray, n: int, fraction: float) -> list[int]:
 
 
 def _route(route: str, config: BenchConfig, out: Path, splits: dict[str, Path], test: SegmentationData, log: _Log,
-           progress: bool, timings: dict) -> tuple[dict, list[dict], dict]:
+           progress: bool, timings: _Timings) -> tuple[dict, list[dict], dict]:
     """One DatasetGAN arm: (main scores, sweep rows, uncertainty summary)."""
     from ganfactory.gan import load_generator
 
@@ -415,9 +426,7 @@ def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: b
             raise GanfactoryError(f"{out} is not empty and holds no benchmark run; pass a new directory")
         _write_json(out / "bench.json", header)
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    if (out / "results.json").is_file():
-        timings.update(json.loads((out / "results.json").read_text()).get("timings", {}))
+    timings = _Timings(out / "timings.json")
     torch.manual_seed(config.seed)
     splits = _timed(timings, "data", lambda: _splits(config, out, data_dir, log, progress))
     test = _load(splits["test"], config)
@@ -443,7 +452,7 @@ def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: b
                "classes": [c.name for c in test.schema.classes], "keypoints": list(test.schema.keypoints),
                "test_images": len(test), "arms": {a: arms[a] for a in ARMS if a in arms},
                "sweep": sweep, "uncertainty": uncertainty, "config": config.to_json(), "seeds": seeds,
-               "data": {k: str(v) for k, v in splits.items()}, "timings": timings,
+               "data": {k: str(v) for k, v in splits.items()}, "timings": dict(timings),
                "seconds_this_run": round(time.perf_counter() - t0, 1)}
     _write_json(out / "results.json", results)
     from ganfactory.report import write_bench_report
