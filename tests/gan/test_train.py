@@ -230,3 +230,40 @@ def test_threads_must_be_positive():
 
     with pytest.raises(GanfactoryError, match="--threads must be at least 1"):
         TrainConfig(data="x", out="y", threads=0)
+
+
+def test_init_from_starts_at_the_checkpoint_weights(images, tmp_path):
+    """--init-from a shipped (weights-only) checkpoint: step 0 draws what the checkpoint draws; kimg continues."""
+    from ganfactory.gan.sampling import seeds_to_z
+
+    base = ["--data", images, "--snapshot-kimg", "0.012", *TINY]
+    train_gan("--out", tmp_path / "a", "--kimg", "0.012", *base)
+    shipped = tmp_path / "shipped"
+    res = subprocess.run([sys.executable, "-m", "ganfactory.cli", "import-checkpoint", "--weights-only",
+                          tmp_path / "a" / "snapshots" / "snapshot-000000.012kimg", shipped],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    src = load_checkpoint(shipped)
+
+    trainer = _tiny_trainer(tmp_path / "b", init_from=str(shipped))
+    assert trainer.nimg == 12 and trainer.step_index == 0
+    for a, b in ((src.generator, trainer.G_ema), (src.generator, trainer.G), (src.discriminator, trainer.D)):
+        for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(va, vb), k
+    z = seeds_to_z([0, 1, 2], 16)
+    with torch.no_grad():
+        want = src.generator.synthesis(src.generator.mapping(z), noise_mode="const")
+        got = trainer.G_ema.synthesis(trainer.G_ema.mapping(z), noise_mode="const")
+    assert torch.equal(want, got)
+
+    # the CLI: the run's kimg axis continues from the checkpoint's
+    train_gan("--out", tmp_path / "c", "--kimg", "0.024", "--init-from", shipped, *base)
+    assert [r["step"] for r in stats(tmp_path / "c")] == [1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "c" / "snapshots").iterdir()) == ["snapshot-000000.024kimg"]
+
+
+def test_init_from_refuses_another_architecture(images, tmp_path):
+    train_gan("--out", tmp_path / "a", "--data", images, "--kimg", "0.004", "--snapshot-kimg", "0.004", *TINY,
+              "--channel-max", "8")
+    with pytest.raises(GanfactoryError, match="channel_max 8 \\(run: 16\\)"):
+        _tiny_trainer(tmp_path / "b", init_from=str(tmp_path / "a" / "snapshots" / "snapshot-000000.004kimg"))

@@ -94,6 +94,10 @@ class TrainConfig:
     channels_last: bool = False
     """Keep G, D and their images in channels-last memory layout: faster CPU convolutions
     (benchmarks/train.py); the same losses up to float rounding."""
+    init_from: str | None = None
+    """Start from a checkpoint's weights (a path or a built-in name such as cars64): its G_ema and D, and its
+    training G when it kept one (else G_ema). Optimiser and random state start fresh, so this is not an exact
+    resume; the kimg count continues from the checkpoint's. Ignored when resuming a run's own snapshot."""
 
     def __post_init__(self) -> None:
         """Refuse bad settings before any data is read."""
@@ -222,6 +226,8 @@ class Trainer:
         self._real_features = None
         if resume is not None:
             self._load_snapshot(Path(resume))
+        elif self.cfg.init_from is not None:
+            self._init_from(self.cfg.init_from)
 
     @staticmethod
     def _adam(module, lr, interval):
@@ -407,6 +413,24 @@ class Trainer:
                 i, k = key.split(".", 1)
                 state.setdefault(int(i), {})[k] = v.reshape(()) if k == "step" else v.to(self.device)
             opt.load_state_dict({"state": state, "param_groups": ck.extra["optimizer_param_groups"][name]})
+
+    def _init_from(self, source: str) -> None:
+        """Weights from ``source`` (any checkpoint read_any reads); counters continue from its kimg."""
+        from ganfactory.gan.io.load import read_any
+
+        ck = read_any(source, device=self.device)
+        if ck.discriminator is None:
+            raise GanfactoryError(f"--init-from {source}: the checkpoint has no discriminator to train on")
+        for have, want, what in ((ck.generator.config, self.G.config, "generator"),
+                                 (ck.discriminator.config, self.D.config, "discriminator")):
+            if have != want:
+                diff = [f"{f.name} {getattr(have, f.name)!r} (run: {getattr(want, f.name)!r})"
+                        for f in dataclasses.fields(have) if getattr(have, f.name) != getattr(want, f.name)]
+                raise GanfactoryError(f"--init-from {source}: its {what} differs from this run's: {'; '.join(diff)}")
+        self.G_ema.load_state_dict(ck.generator.state_dict())
+        self.D.load_state_dict(ck.discriminator.state_dict())
+        self.G.load_state_dict(ck.tensors.get("G_train") or ck.generator.state_dict())
+        self.nimg = int(round(float(ck.extra.get("kimg", 0.0)) * 1000))
 
     @torch.no_grad()
     def save_samples(self) -> Path:
