@@ -3,9 +3,11 @@
 Usage: .venv/bin/python scripts/cars64-docs.py [--run /work/runs/cars64] [--ckpt cars64] [--out docs/cars64]
        [--assessment docs/cars64/assessment.md]
 
-Reads the training run directory that scripts/train-cars64.sh writes (metrics.jsonl, stats.jsonl, log.txt,
-reals.png) and the shipped checkpoint (whose extra["kimg"] says which snapshot it is), then writes
-README.md (numbers), kid.svg (the metric curve), log.txt (the progress log), reals.png and samples.png.
+The record outlives any machine: docs/cars64/metrics.jsonl (KID of every snapshot, with the run it came from)
+and docs/cars64/log.txt (the progress log) are committed, and a run directory only adds to them. So the script
+first merges what the run that scripts/train-cars64.sh writes (metrics.jsonl, log.txt, reals.png) has beyond
+the record, then writes README.md (numbers up to the shipped checkpoint, whose extra["kimg"] says which
+snapshot it is), kid.svg (the metric curve), reals.png and samples.png.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ MAX_GAP_S = 600
 """Log lines arrive once a minute while training; a longer gap is a stop between sessions, not training."""
 
 
-def log_upto(log: Path, kimg: float) -> list[str]:
+def log_upto_lines(lines: list[str], kimg: float) -> list[str]:
     """The progress log's lines up to the shipped snapshot (the run may have gone on since)."""
     def line_kimg(line: str) -> float:
         words = line.split()
         return float(words[3]) if len(words) > 3 and words[2] == "kimg" else 0.0
 
-    return [line for line in log.read_text().splitlines() if line_kimg(line) <= kimg + 1e-6]
+    return [line for line in lines if line_kimg(line) <= kimg + 1e-6]
 
 
 def wall_hours(lines: list[str]) -> float:
@@ -39,17 +41,6 @@ def wall_hours(lines: list[str]) -> float:
     stamps = [datetime.strptime(" ".join(line.split()[:2]), "%Y-%m-%d %H:%M:%S") for line in lines if line[:2] == "20"]
     gaps = [(b - a).total_seconds() for a, b in zip(stamps[:-1], stamps[1:], strict=True)]
     return sum(g for g in gaps if g < MAX_GAP_S) / 3600
-
-
-def compute_hours(stats: Path, kimg: float) -> float:
-    """Hours of training steps up to ``kimg`` (sum of each step's s/kimg x its kimg), without snapshots and KID."""
-    total, prev = 0.0, 0.0
-    for line in stats.read_text().splitlines():
-        row = json.loads(line)
-        if prev < row["kimg"] <= kimg + 1e-6:
-            total += row["sec_per_kimg"] * (row["kimg"] - prev)
-        prev = row["kimg"]
-    return total / 3600
 
 
 def kid_svg(points: list[tuple[float, float]], width: int = 720, height: int = 300) -> str:
@@ -87,27 +78,44 @@ def kid_svg(points: list[tuple[float, float]], width: int = 720, height: int = 3
             f'font-family="sans-serif">{"".join(parts)}</svg>\n')
 
 
+def merge_record(out: Path, run: Path | None, run_name: str) -> tuple[list[dict], list[str]]:
+    """The committed KID record and log, extended by what ``run`` has beyond them (written back atomically)."""
+    metrics_path, log_path = out / "metrics.jsonl", out / "log.txt"
+    kids = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.is_file() else []
+    log = log_path.read_text().splitlines() if log_path.is_file() else []
+    if run is not None and (run / "metrics.jsonl").is_file():
+        last = max((k["kimg"] for k in kids), default=-1.0)
+        kids += [{"kimg": k["kimg"], "kid": k["kid"], "run": run_name}
+                 for k in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if k["kimg"] > last + 1e-6]
+        last_stamp = " ".join(log[-1].split()[:2]) if log else ""
+        log += [line for line in (run / "log.txt").read_text().splitlines() if " ".join(line.split()[:2]) > last_stamp]
+        write_atomic(metrics_path, "".join(json.dumps(k) + "\n" for k in kids))
+        write_atomic(log_path, "".join(line + "\n" for line in log))
+        shutil.copyfile(run / "reals.png", out / "reals.png")
+    return kids, log
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", default="/work/runs/cars64")
+    ap.add_argument("--run", default=None, help="a training run directory to add to the record")
+    ap.add_argument("--run-name", default=None, help="how the record names that run (default: its path)")
     ap.add_argument("--ckpt", default="cars64")
     ap.add_argument("--out", default="docs/cars64")
     ap.add_argument("--assessment", default=None, help="a markdown file: what a person saw in the samples")
     args = ap.parse_args()
-    run, out = Path(args.run), Path(args.out)
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from ganfactory.gan.io import read_any
 
     shipped = read_any(args.ckpt)
     kimg = shipped.extra["kimg"]
-    kids = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    kids = [k for k in kids if k["kimg"] <= kimg + 1e-6]            # the record up to the shipped snapshot
-    log = log_upto(run / "log.txt", kimg)
+    run = Path(args.run) if args.run else None
+    record, log = merge_record(out, run, args.run_name or str(run))
+    kids = [k for k in record if k["kimg"] <= kimg + 1e-6]            # the record up to the shipped snapshot
+    log = log_upto_lines(log, kimg)
     cfg = shipped.extra.get("train_config", {})
     points = [(k["kimg"], k["kid"] * 1e3) for k in kids]
     write_atomic(out / "kid.svg", kid_svg(points))
-    write_atomic(out / "log.txt", "".join(line + "\n" for line in log))
-    shutil.copyfile(run / "reals.png", out / "reals.png")
     G = load_generator(args.ckpt)
     tmp = out / ".samples"
     save_samples(generate(G, list(range(64))), tmp)
@@ -115,7 +123,7 @@ def main() -> None:
     shutil.rmtree(tmp)
     best = min(kids, key=lambda k: k["kid"])
     at_ship = next((k for k in kids if abs(k["kimg"] - kimg) < 1e-6), None)
-    rows = "\n".join(f"| {k['kimg']:g} | {k['kid'] * 1e3:.2f} |" for k in kids)
+    rows = "\n".join(f"| {k['kimg']:g} | {k['kid'] * 1e3:.2f} | {k['run']} |" for k in kids)
     text = f"""# cars64: the built-in generator
 
 `load_generator("cars64")` / `--ckpt cars64`. A StyleGAN2 (preset `cpu64`: z/w {cfg.get('z_dim')}, channels
@@ -125,8 +133,9 @@ x-flips {'on' if cfg.get('mirror') else 'off'}) trained here, on 2 CPU cores, on
 
 - Shipped snapshot: **{kimg:g} kimg**, KID {at_ship['kid'] * 1e3 if at_ship else float('nan'):.2f}e-3
   (the lowest of the run up to it: {best['kid'] * 1e3:.2f}e-3 at {best['kimg']:g} kimg).
-- Time: {compute_hours(run / 'stats.jsonl', kimg):.1f} h in training steps, {wall_hours(log):.1f} h of
-  wall clock with snapshots and KID, over several sessions (resumed from snapshots).
+- Time: {wall_hours(log):.1f} h of training wall clock (snapshots and KID included, stops between sessions
+  excluded), over several sessions and runs (each run resumed from snapshots, or started from the shipped
+  weights with `--init-from` after the run directory was lost).
 - KID: squared MMD with the cubic polynomial kernel on the activation statistics of a fixed, randomly
   initialised ResNet-18 (no download; see the README's metric section and `ganfactory.gan.metrics`),
   {cfg.get('metric_generated')} generated against {cfg.get('metric_real')} real images, at every snapshot.
@@ -139,8 +148,8 @@ Samples (seeds 0-63, no truncation) and real renders:
 
 ![samples](samples.png) ![reals](reals.png)
 {Path(args.assessment).read_text() if args.assessment else ""}
-| kimg | KID x 1e3 |
-|---|---|
+| kimg | KID x 1e3 | run |
+|---|---|---|
 {rows}
 
 `log.txt` is the progress log (kimg, s/kimg, losses, one line a minute).
