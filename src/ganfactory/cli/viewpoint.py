@@ -29,9 +29,14 @@ def register(sub) -> None:
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--iterations", type=int, default=3000)
     t.add_argument("--batch", type=int, default=64)
-    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--channels", default="16,32,64,128", help="width of each of the stages (each halves the size)")
     t.add_argument("--bins", type=int, default=24, help="azimuth classes of the bin head")
+    t.add_argument("--shift", type=float, default=2.0, help="random translation up to this many pixels")
+    t.add_argument("--scale-jitter", type=float, default=0.05, help="random scale in [1 - s, 1 + s]")
+    t.add_argument("--color", action="store_true", help="also permute colour channels and jitter saturation, "
+                   "contrast, brightness (slower to learn)")
+    t.add_argument("--blur", type=float, default=0.3, help="probability of a small Gaussian blur")
     t.add_argument("--val-fraction", type=float, default=0.05, help="share of --data held out to choose the decode")
     t.add_argument("--checkpoint-every", type=int, default=250, help="iterations between resume checkpoints")
     t.add_argument("--threads", type=int, default=1, help="intra-op threads (1 is fastest on a busy CPU)")
@@ -81,6 +86,7 @@ def run_train(args: argparse.Namespace) -> None:
     config = RegressorConfig(resolution=int(data.images.shape[2]), channels=_ints(args.channels, "--channels"),
                              azimuth_bins=args.bins)
     settings = TrainSettings(iterations=args.iterations, batch_size=args.batch, learning_rate=args.lr,
+                             shift_px=args.shift, scale=args.scale_jitter, color=args.color, blur=args.blur,
                              val_fraction=args.val_fraction, seed=args.seed, threads=args.threads,
                              checkpoint_every=args.checkpoint_every)
     model = train_viewpoint_regressor(data, args.out, config, settings,
