@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from ganfactory.annotate.importers import polygon_mask
-from ganfactory.annotate.server import ServerConfig, create_app, open_project
+from ganfactory.annotate.server import ServerConfig, create_app
+from ganfactory.annotate.store import open_project
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
