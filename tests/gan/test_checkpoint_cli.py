@@ -143,3 +143,62 @@ def test_the_good_checkpoint_still_generates(ckpt_dir, tmp_path):
                  str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["grid.png", "latents.npz", "seed0000.png",
                                                                      "seed0001.png"]
+
+
+def test_config_claiming_a_huge_network_fails_without_allocating_it(ckpt_dir, tmp_path, capsys):
+    ckpt = _copy(ckpt_dir, tmp_path)  # 8192 channels at every resolution: gigabytes if it were built
+    _edit_config(ckpt, lambda c: {**c, "generator": {**c["generator"], "channel_max": 8192, "channel_base": 1 << 24}})
+    err = _fails(capsys, "info", ckpt, match="weights do not match the config (synthesis.b")
+    assert "the config implies [8192, 8192, 3, 3], the file holds [" in err and "config.json: " not in err
+    for field, value in (("c_dim", 60_000), ("z_dim", 60_000), ("w_dim", 60_000), ("mapping_layers", 60_000),
+                         ("layer_features", 60_000), ("img_resolution", 64), ("img_channels", 60_000)):
+        _edit_config(ckpt, lambda c, f=field, v=value: {**c, "generator": {**c["generator"], f: v}})
+        _fails(capsys, "info", ckpt, match="weights do not match the config")
+        shutil.copy(ckpt_dir / "config.json", ckpt / "config.json")
+    for field, value in (("c_dim", 60_000), ("mbstd_num_channels", 60_000),
+                         ("channel_max", 8192), ("img_channels", 60_000)):
+        _edit_config(ckpt, lambda c, f=field, v=value: {**c, "discriminator": {**c["discriminator"], f: v}})
+        _fails(capsys, "info", ckpt, match="weights do not match the config")
+        shutil.copy(ckpt_dir / "config.json", ckpt / "config.json")
+
+
+def test_fuzzed_checkpoints_load_or_fail_in_one_line(ckpt_dir, tmp_path):
+    """Truncated and bit-flipped copies of a zipped checkpoint and wrong-typed config values: each loads or
+    raises CheckpointError (one line), never another exception."""
+    import random
+
+    from ganfactory.errors import CheckpointError
+    from ganfactory.gan.io import load_checkpoint
+
+    archive = tmp_path / "ckpt.zip"
+    assert main(["import-checkpoint", str(ckpt_dir), str(archive)]) == 0
+    data = archive.read_bytes()
+    rng = random.Random(0)
+    variants = [data[:n] for n in sorted(rng.sample(range(len(data)), 40))]
+    for _ in range(40):
+        flipped = bytearray(data)
+        flipped[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        variants.append(bytes(flipped))
+    config = json.loads((ckpt_dir / "config.json").read_text())
+    bad_values = ["abc", [], None, -1, 1.5, True, 2 ** 40, float("nan")]
+    configs = [{**config, net: {**config[net], field: v}}
+               for net in ("generator", "discriminator") for field in config[net] for v in bad_values]
+    configs += [{**config, key: v} for key in config for v in bad_values]
+    outcomes = {"loaded": 0, "refused": 0}
+    edited = _copy(ckpt_dir, tmp_path)
+    for variant in variants + configs:
+        if isinstance(variant, bytes):
+            path = tmp_path / "variant.zip"
+            path.write_bytes(variant)
+        else:
+            path = edited
+            (path / "config.json").write_text(json.dumps(variant))
+        try:
+            load_checkpoint(path)
+            outcomes["loaded"] += 1
+        except CheckpointError as e:
+            assert "\n" not in str(e), str(e)
+            outcomes["refused"] += 1
+    print(f"{sum(outcomes.values())} variants: {outcomes}")
+    assert sum(outcomes.values()) == len(variants) + len(configs) > 400
+    assert outcomes["refused"] > 350, outcomes

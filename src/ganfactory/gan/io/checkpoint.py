@@ -129,17 +129,19 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
         if not isinstance(config.get(key, {}), dict):
             raise CheckpointError(f"{path}: config.json {key!r} must be an object")
     try:
-        G = Generator(GeneratorConfig.from_dict(config["generator"]))
-        _fill(G, reader.tensors("generator.safetensors"), path)
+        G = _build(Generator, GeneratorConfig.from_dict(config["generator"]), reader.tensors("generator.safetensors"),
+                   path)
         D = None
         if with_discriminator and config.get("discriminator"):
-            D = Discriminator(DiscriminatorConfig.from_dict(config["discriminator"]))
-            _fill(D, reader.tensors("discriminator.safetensors"), path)
+            D = _build(Discriminator, DiscriminatorConfig.from_dict(config["discriminator"]),
+                       reader.tensors("discriminator.safetensors"), path)
         tensors = {}
         for fname in files:
             name = fname.removesuffix(".safetensors")
             if name not in ("generator", "discriminator"):
                 tensors[name] = reader.tensors(fname)
+    except CheckpointError:
+        raise
     except KeyError as e:
         raise CheckpointError(f"{path}: incomplete checkpoint, config.json has no {e}") from None
     except (ValueError, TypeError) as e:
@@ -203,6 +205,53 @@ class _Reader:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise CheckpointError(f"{self.path}: {name} is not a readable safetensors file ({reason}); "
                                   "the file is damaged or truncated") from None
+
+
+def _build(cls, config, state: dict[str, torch.Tensor], path: Path):
+    """``cls(config)`` filled from ``state``. The sizes the config implies are compared with the file's
+    first, so that a config.json edited to claim a huge network fails in one line instead of allocating it."""
+    expected = _generator_shapes(config) if cls is Generator else _discriminator_shapes(config)
+    prefix = "mapping.fc"
+    layers = len([k for k in state if k.startswith(prefix) and k.endswith(".weight")])
+    if layers != config.mapping_layers and (cls is Generator or config.c_dim):
+        raise CheckpointError(f"{path}: weights do not match the config (mapping_layers {config.mapping_layers}, "
+                              f"the file holds {layers})")
+    for key, shape in expected.items():
+        found = list(state[key].shape) if key in state else None
+        if found != shape:
+            raise CheckpointError(f"{path}: weights do not match the config ({key}: the config implies {shape}, "
+                                  f"the file holds {found if found is not None else 'nothing'})")
+    module = cls(config)
+    _fill(module, state, path)
+    return module
+
+
+def _generator_shapes(cfg: GeneratorConfig) -> dict[str, list[int]]:
+    """Shapes of the generator tensors that grow with each size field of its config."""
+    c, top = cfg.channels, cfg.img_resolution
+    embed = (cfg.embed_features or cfg.w_dim) if cfg.c_dim else 0
+    hidden = (cfg.layer_features or cfg.w_dim) if cfg.mapping_layers > 1 else cfg.w_dim
+    shapes = {f"synthesis.b{r}.conv1.weight": [c(r), c(r), 3, 3] for r in cfg.block_resolutions}
+    shapes["synthesis.b4.conv1.affine.weight"] = [c(4), cfg.w_dim]
+    shapes[f"synthesis.b{top}.torgb.weight"] = [cfg.img_channels, c(top), 1, 1]
+    shapes["mapping.fc0.weight"] = [hidden, cfg.z_dim + embed]
+    if cfg.c_dim:
+        shapes["mapping.embed.weight"] = [embed, cfg.c_dim]
+    return shapes
+
+
+def _discriminator_shapes(cfg: DiscriminatorConfig) -> dict[str, list[int]]:
+    """Shapes of the discriminator tensors that grow with each size field of its config."""
+    c, top = cfg.channels, cfg.img_resolution
+    cmap = (c(4) if cfg.cmap_dim is None else cfg.cmap_dim) if cfg.c_dim else 0
+    shapes = {f"b{r}.conv0.weight": [c(r), c(r), 3, 3] for r in cfg.block_resolutions}
+    shapes[f"b{top}.fromrgb.weight"] = [c(top), cfg.img_channels, 1, 1]
+    shapes["b4.conv.weight"] = [c(4), c(4) + cfg.mbstd_num_channels, 3, 3]
+    shapes["b4.fc.weight"] = [c(4), c(4) * 16]
+    shapes["b4.out.weight"] = [cmap or 1, c(4)]
+    if cfg.c_dim:
+        shapes["mapping.embed.weight"] = [cmap, cfg.c_dim]
+    return shapes
 
 
 def _fill(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
