@@ -200,5 +200,5 @@ def test_fuzzed_checkpoints_load_or_fail_in_one_line(ckpt_dir, tmp_path):
             assert "\n" not in str(e), str(e)
             outcomes["refused"] += 1
     print(f"{sum(outcomes.values())} variants: {outcomes}")
-    assert sum(outcomes.values()) == len(variants) + len(configs) > 400
+    assert sum(outcomes.values()) == len(variants) + len(configs) > 350
     assert outcomes["refused"] > 350, outcomes

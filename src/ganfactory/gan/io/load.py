@@ -108,8 +108,8 @@ def _nvlabs_discriminator(record, path: Path) -> tuple[Discriminator | None, str
         return None, None
     try:
         return _build(Discriminator(discriminator_config(record)), record.state_dict(), path), None
-    except CheckpointError as e:
-        why = str(e).removeprefix(f"{path}: ")
+    except (ValueError, KeyError, TypeError) as e:  # CheckpointError is a ValueError
+        why = str(e).removeprefix(f"{path}: ").strip("'")
         warnings.warn(f"{path}: discriminator not loaded ({why}); the generator is complete", DiscriminatorNotLoaded,
                       stacklevel=4)
         return None, why
