@@ -113,8 +113,14 @@ def test_discriminator_gradients_reach_every_parameter():
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="power of two"):
         GeneratorConfig(img_resolution=48)
-    with pytest.raises(ValueError, match="only 'skip'"):
-        GeneratorConfig(architecture="resnet")
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        GeneratorConfig(architecture="unet")
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        DiscriminatorConfig(architecture="Resnet")
+    with pytest.raises(ValueError, match=r"channel_max must be int, got '512'"):
+        GeneratorConfig.from_dict({"channel_max": "512"})
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        DiscriminatorConfig.from_dict([])
     with pytest.raises(ValueError, match="ws must have shape"):
         Generator(GeneratorConfig(**SMALL)).synthesis(torch.zeros(1, 9, 16))
 
@@ -127,3 +133,15 @@ def test_upsampling_keeps_constants_and_equals_transposed_conv():
     up = upfirdn2d(x, f.double(), up=2, padding=[2, 1, 2, 1], gain=4)
     ref = torch.nn.functional.conv_transpose2d(x, (4 * f).double()[None, None], stride=2, padding=1)
     assert torch.allclose(up, ref[..., :10, :10], atol=1e-12)
+
+
+@pytest.mark.parametrize("architecture", ["orig", "skip", "resnet"])
+def test_every_architecture_trains(architecture):
+    """Gradients reach every parameter of each NVlabs architecture (parity: test_nvlabs_formats)."""
+    G = Generator(GeneratorConfig(**{**SMALL, "architecture": architecture})).train()
+    D = Discriminator(DiscriminatorConfig(img_resolution=SMALL["img_resolution"], channel_base=256, channel_max=16,
+                                          architecture=architecture)).train()
+    img = G.synthesis(G.mapping(torch.randn(4, G.z_dim)), noise_mode="random")
+    torch.nn.functional.softplus(-D(img)).mean().backward()
+    for name, p in [*G.named_parameters(), *D.named_parameters()]:
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
+import warnings
 
 import torch
 
 from ganfactory import __version__
-from ganfactory.gan.io import read_any, save_checkpoint
+from ganfactory.gan.io import Checkpoint, read_any, save_checkpoint
+from ganfactory.gan.io.load import DiscriminatorNotLoaded
 
 
 def register(sub) -> None:
@@ -32,8 +35,21 @@ def register(sub) -> None:
     p.set_defaults(func=run_info)
 
 
+def read_checkpoint(path_or_name: str, verb: str, device: str = "cpu") -> Checkpoint:
+    """``read_any`` for a CLI verb: a discriminator that could not be loaded is said once, on one line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ckpt = read_any(path_or_name, device=device)
+    for w in caught:
+        if issubclass(w.category, DiscriminatorNotLoaded):
+            print(f"ganfactory {verb}: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return ckpt
+
+
 def run_import(args: argparse.Namespace) -> None:
-    ckpt = read_any(args.src)
+    ckpt = read_checkpoint(args.src, "import-checkpoint")
     ckpt.provenance.setdefault("imported_by", f"ganfactory {__version__}")
     if args.weights_only:
         ckpt.tensors = {}
@@ -45,15 +61,17 @@ def run_import(args: argparse.Namespace) -> None:
 
 
 def describe(path_or_name: str) -> dict:
-    ckpt = read_any(path_or_name)
+    ckpt = read_checkpoint(path_or_name, "info")
     G, D = ckpt.generator, ckpt.discriminator
     info = {
         "checkpoint": str(path_or_name),
-        "generator": {"architecture": "StyleGAN2 (skip)", "resolution": G.img_resolution, "num_ws": G.num_ws,
+        "generator": {"architecture": f"StyleGAN2 ({G.config.architecture})", "resolution": G.img_resolution,
+                      "num_ws": G.num_ws,
                       "z_dim": G.z_dim, "w_dim": G.w_dim, "c_dim": G.c_dim,
                       "parameters": sum(p.numel() for p in G.parameters()), "config": G.config.to_dict()},
         "discriminator": None if D is None else {
-            "architecture": "StyleGAN2 (resnet)", "parameters": sum(p.numel() for p in D.parameters())},
+            "architecture": f"StyleGAN2 ({D.config.architecture})",
+            "parameters": sum(p.numel() for p in D.parameters())},
         "provenance": ckpt.provenance,
         "extra": ckpt.extra,
         "software": {"ganfactory": __version__, "torch": torch.__version__, "python": platform.python_version()},
@@ -70,7 +88,9 @@ def run_info(args: argparse.Namespace) -> None:
     print(f"checkpoint     {info['checkpoint']}")
     print(f"generator      {g['architecture']}, {g['resolution']}x{g['resolution']}, num_ws {g['num_ws']}, "
           f"z {g['z_dim']}, w {g['w_dim']}, classes {g['c_dim']}, {g['parameters']:,} parameters")
-    print("discriminator  " + (f"{d['architecture']}, {d['parameters']:,} parameters" if d else "none"))
+    why_not = info["provenance"].get("discriminator_not_loaded")
+    print("discriminator  " + (f"{d['architecture']}, {d['parameters']:,} parameters" if d else
+                               f"not loaded ({why_not})" if why_not else "none"))
     for k, v in info["provenance"].items():
         print(f"provenance     {k}: {v}")
     if "kimg" in info["extra"]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 
+from ganfactory.cli.checkpoint import read_checkpoint
 from ganfactory.cli.options import add_device, add_generator, add_truncation, check_out_dir
-from ganfactory.gan.io import read_any
+from ganfactory.errors import GanfactoryError
 from ganfactory.gan.networks import NOISE_MODES
 from ganfactory.gan.sampling import generate, parse_seeds, save_samples
 
@@ -23,16 +25,22 @@ def register(sub) -> None:
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index (conditional G)")
     p.add_argument("--mix-seed", type=int, default=None, help="take the fine layers from this seed")
     p.add_argument("--mix-cutoff", type=int, default=None, help="first layer taken from --mix-seed")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8,
+                   help="images per forward pass (pixels can differ by 1/255 between batch sizes, as in NVlabs' code)")
     add_device(p)
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.batch < 1:
+        raise GanfactoryError(f"--batch must be at least 1, got {args.batch}")
+    if not math.isfinite(args.truncation_psi):
+        raise GanfactoryError(f"--truncation-psi must be a finite number (1 = no truncation, 0.7 is typical), "
+                              f"got {args.truncation_psi}")
     check_out_dir(args.out)
     seeds = parse_seeds(args.seeds)
-    ckpt = read_any(args.generator, device=args.device)
+    ckpt = read_checkpoint(args.generator, "generate", device=args.device)
     samples = generate(ckpt.generator, seeds, truncation_psi=args.truncation_psi, noise_mode=args.noise_mode,
                        class_idx=args.class_idx, mix_seed=args.mix_seed, mix_cutoff=args.mix_cutoff,
                        batch_size=args.batch, device=args.device)

@@ -102,11 +102,7 @@ def w_statistics(G, samples: int = 10000, seed: int = 0) -> tuple[Tensor, float]
 
 def discriminator_features(D, img: Tensor) -> list[Tensor]:
     """The output of every resolution block of the discriminator (the epilogue excluded)."""
-    x, out = None, []
-    for res in D.config.block_resolutions:
-        x = getattr(D, f"b{res}")(x, img)
-        out.append(x)
-    return out
+    return D.block_outputs(img)[0]
 
 
 def _normalise(f: Tensor) -> Tensor:

@@ -2,8 +2,9 @@
 
 Parameter and buffer names are NVlabs' own (``mapping.fc0.weight``, ``synthesis.b8.conv0.affine.bias``,
 ``b32.skip.weight``...), so an NVlabs state loads with a plain ``load_state_dict`` and our own
-checkpoints are readable by anyone who knows theirs. Architectures: the "skip" generator and the
-"resnet" discriminator, the configuration of every published StyleGAN2-ADA model.
+checkpoints are readable by anyone who knows theirs. Architectures: NVlabs' three for each network,
+'orig', 'skip' and 'resnet' ("skip" generator and "resnet" discriminator are the configuration of every
+published StyleGAN2-ADA model; the others are ``--cfg`` variants and the paper's ablations).
 
 Everything runs in float32. NVlabs' fp16 blocks (``num_fp16_res``) are recorded in the config for
 fidelity but not used: on a CPU they are slower and differ by ~3e-3.
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 from ganfactory.gan import ops
 
 __all__ = [
+    "ARCHITECTURES",
     "Discriminator",
     "DiscriminatorConfig",
     "Generator",
@@ -71,13 +73,11 @@ class GeneratorConfig:
     use_noise: bool = True
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
     architecture: str = "skip"
+    """'skip' (every block adds its ToRGB to the upsampled image), 'orig' (ToRGB at the last block only) or
+    'resnet' (a 1x1 upsampling shortcut around each block's convolutions, ToRGB at the last block)."""
 
     def __post_init__(self) -> None:
-        r = self.img_resolution
-        if r < 4 or r & (r - 1):
-            raise ValueError(f"img_resolution must be a power of two >= 4, got {r}")
-        if self.architecture != "skip":
-            raise ValueError(f"generator architecture {self.architecture!r} is not supported (only 'skip')")
+        _check_config(self)
 
     @property
     def block_resolutions(self) -> list[int]:
@@ -120,14 +120,11 @@ class DiscriminatorConfig:
     mapping_lr_multiplier: float = 0.01
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
     architecture: str = "resnet"
+    """'resnet' (a 1x1 downsampling shortcut per block), 'orig' (plain blocks) or 'skip' (every block also
+    reads the downsampled image through its own FromRGB)."""
 
     def __post_init__(self) -> None:
-        r = self.img_resolution
-        if r < 4 or r & (r - 1):
-            raise ValueError(f"img_resolution must be a power of two >= 4, got {r}")
-        if self.architecture != "resnet":
-            raise ValueError(
-                f"discriminator architecture {self.architecture!r} is not supported (only 'resnet')")
+        _check_config(self)
 
     @property
     def block_resolutions(self) -> list[int]:
@@ -144,13 +141,45 @@ class DiscriminatorConfig:
         return cls(**_known_fields(cls, d))
 
 
+ARCHITECTURES = ("orig", "skip", "resnet")
+
+def _check_config(cfg) -> None:
+    """Types and ranges of a config's fields: configs come from JSON files that users may edit."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
+                 "int | None": (int, type(None)), "float | None": (int, float, type(None))}.get(str(f.type))
+        if kinds is not None and (not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds)):
+            raise ValueError(f"{type(cfg).__name__}.{f.name} must be {f.type}, got {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{type(cfg).__name__}.{f.name} must be finite, got {v!r}")
+        limit = 1 << 24 if f.name == "channel_base" else 1 << 16
+        if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v <= limit:
+            raise ValueError(f"{type(cfg).__name__}.{f.name} must be in [0, {limit}], got {v!r}")
+    if not (isinstance(cfg.resample_filter, tuple) and cfg.resample_filter
+            and all(type(t) is int and t > 0 for t in cfg.resample_filter)):
+        raise ValueError(f"resample_filter must be positive integer taps, got {cfg.resample_filter!r}")
+    r = cfg.img_resolution
+    if r < 4 or r & (r - 1) or r > 4096:
+        raise ValueError(f"img_resolution must be a power of two in [4, 4096], got {r}")
+    if min(cfg.channel_base, cfg.channel_max, cfg.img_channels) < 1 or cfg.channel_base // r < 1 \
+            or cfg.channel_max > 8192:
+        raise ValueError("channel_base, channel_max and img_channels must be positive (channel_base >= "
+                         f"img_resolution, channel_max <= 8192), got {cfg.channel_base}, {cfg.channel_max}, "
+                         f"{cfg.img_channels}")
+    if cfg.architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {cfg.architecture!r}")
+
+
 def _known_fields(cls, d: dict) -> dict:
+    if not isinstance(d, dict):
+        raise ValueError(f"{cls.__name__} must be a JSON object, got {type(d).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields {unknown}; valid: {sorted(names)}")
     d = dict(d)
-    if "resample_filter" in d:
+    if isinstance(d.get("resample_filter"), list):
         d["resample_filter"] = tuple(d["resample_filter"])
     return d
 
@@ -287,8 +316,9 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "const", noise: Tensor | None = None,
-                fused: bool = True) -> Tensor:
-        """``noise`` [N, 1, H, W], only with noise_mode 'random': these draws instead of fresh ones."""
+                fused: bool = True, gain: float = 1) -> Tensor:
+        """``noise`` [N, 1, H, W], only with noise_mode 'random': these draws instead of fresh ones.
+        ``gain`` scales the activation and its clamp (the resnet generator's sqrt(0.5))."""
         styles = self.affine(w)
         scaled_noise = None
         if self.use_noise and noise_mode == "random":
@@ -299,7 +329,8 @@ class SynthesisLayer(nn.Module):
             scaled_noise = self.noise_const * self.noise_strength
         x = ops.modulated_conv2d(x, self.weight, styles, noise=scaled_noise, up=self.up, padding=self.padding,
                                  resample_filter=self.resample_filter, flip_weight=(self.up == 1), fused=fused)
-        return ops.bias_act(x, self.bias.to(x.dtype), act="lrelu", gain=self.act_gain, clamp=self.conv_clamp)
+        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return ops.bias_act(x, self.bias.to(x.dtype), act="lrelu", gain=self.act_gain * gain, clamp=act_clamp)
 
 
 class ToRGBLayer(nn.Module):
@@ -320,14 +351,18 @@ class ToRGBLayer(nn.Module):
 
 
 class SynthesisBlock(nn.Module):
-    """One resolution of the skip generator: [const | conv0 (up 2x)], conv1, torgb added to the
-    upsampled running image."""
+    """One resolution of the generator: [const | conv0 (up 2x)], conv1, then by architecture:
+    'skip' adds its torgb to the upsampled running image; 'orig' and 'resnet' have a torgb in the last
+    block only, and 'resnet' adds a 1x1 upsampling shortcut of the block input, both branches scaled
+    by sqrt(0.5)."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
-                 resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None, use_noise: bool = True):
+                 resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None, use_noise: bool = True,
+                 architecture: str = "skip", is_last: bool = True):
         super().__init__()
         self.in_channels = in_channels
         self.resolution = resolution
+        self.architecture = architecture
         self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
         layer_kwargs = dict(w_dim=w_dim, resolution=resolution, use_noise=use_noise,
                             resample_filter=resample_filter, conv_clamp=conv_clamp)
@@ -336,34 +371,47 @@ class SynthesisBlock(nn.Module):
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, **layer_kwargs)
         self.conv1 = SynthesisLayer(out_channels, out_channels, **layer_kwargs)
-        self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp)
+        self.has_torgb = is_last or architecture == "skip"
+        if self.has_torgb:
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp)
+        if in_channels != 0 and architecture == "resnet":
+            self.skip = Conv2dLayer(in_channels, out_channels, 1, bias=False, up=2, resample_filter=resample_filter)
         self.conv_names = ["conv1"] if in_channels == 0 else ["conv0", "conv1"]
 
     @property
     def num_conv(self) -> int:
         return len(self.conv_names)
 
+    @property
+    def num_torgb(self) -> int:
+        return int(self.has_torgb)
+
     def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str,
                 noise: dict[str, Tensor], fused: bool, features: dict | None, prefix: str):
         ws = ws.unbind(dim=1)
         if self.in_channels == 0:
             x = self.const.unsqueeze(0).repeat([ws[0].shape[0], 1, 1, 1])
+        shortcut = self.skip(x, gain=np.sqrt(0.5)) if hasattr(self, "skip") else None
         for i, name in enumerate(self.conv_names):
+            gain = np.sqrt(0.5) if shortcut is not None and name == "conv1" else 1
             x = getattr(self, name)(x, ws[i], noise_mode=noise_mode, noise=noise.get(f"{prefix}.{name}"),
-                                    fused=fused)
+                                    fused=fused, gain=gain)
             if features is not None:
                 features[f"{prefix}.{name}"] = x
+        if shortcut is not None:
+            x = shortcut.add_(x)
         if img is not None:
             img = ops.upsample2d(img, self.resample_filter)
-        y = self.torgb(x, ws[self.num_conv], fused=fused)
-        if features is not None:
-            features[f"{prefix}.torgb"] = y
-        img = img.add_(y) if img is not None else y
+        if self.has_torgb:
+            y = self.torgb(x, ws[self.num_conv], fused=fused)
+            if features is not None:
+                features[f"{prefix}.torgb"] = y
+            img = img.add_(y) if img is not None else y
         return x, img
 
 
 class SynthesisNetwork(nn.Module):
-    """ws [N, num_ws, w_dim] -> image [N, C, R, R]. Block b{r} consumes num_conv + 1 consecutive ws
+    """ws [N, num_ws, w_dim] -> image [N, C, R, R]. Block b{r} consumes num_conv + num_torgb consecutive ws
     starting where the previous block's convolutions ended (the ToRGB w is shared with the next conv)."""
 
     def __init__(self, config: GeneratorConfig):
@@ -376,15 +424,17 @@ class SynthesisNetwork(nn.Module):
             in_channels = config.channels(res // 2) if res > 4 else 0
             block = SynthesisBlock(in_channels, config.channels(res), w_dim=config.w_dim, resolution=res,
                                    img_channels=config.img_channels, resample_filter=config.resample_filter,
-                                   conv_clamp=config.conv_clamp, use_noise=config.use_noise)
+                                   conv_clamp=config.conv_clamp, use_noise=config.use_noise,
+                                   architecture=config.architecture, is_last=res == config.img_resolution)
             self.add_module(f"b{res}", block)
 
     def layer_names(self) -> list[str]:
-        """Every feature tap in forward order: b{res}.conv0, b{res}.conv1, b{res}.torgb."""
+        """Every feature tap in forward order: b{res}.conv0, b{res}.conv1, b{res}.torgb (the 'orig' and
+        'resnet' generators have a torgb in the last block only)."""
         names = []
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
-            names += [f"b{res}.{n}" for n in block.conv_names] + [f"b{res}.torgb"]
+            names += [f"b{res}.{n}" for n in block.conv_names] + [f"b{res}.torgb"] * block.num_torgb
         return names
 
     def noise_shapes(self) -> dict[str, tuple[int, int]]:
@@ -426,7 +476,7 @@ class SynthesisNetwork(nn.Module):
         w_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
-            block_ws = ws.narrow(1, w_idx, block.num_conv + 1)
+            block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
             x, img = block(x, img, block_ws, noise_mode, noise or {}, fused, features, f"b{res}")
         return (img, features) if return_features else img
@@ -467,29 +517,36 @@ class Generator(nn.Module):
 
 
 class DiscriminatorBlock(nn.Module):
-    """One resolution of the resnet discriminator: [fromrgb], conv0, conv1 (down 2x), plus a 1x1
-    downsampling skip; both branches scaled by sqrt(0.5)."""
+    """One resolution of the discriminator: [fromrgb], conv0, conv1 (down 2x). 'resnet' adds a 1x1
+    downsampling shortcut, both branches scaled by sqrt(0.5); 'skip' reads the image at every block
+    through its own fromrgb and passes it on downsampled; 'orig' is the plain chain."""
 
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, img_channels: int,
-                 resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None):
+                 resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None, architecture: str = "resnet"):
         super().__init__()
         self.in_channels = in_channels
+        self.architecture = architecture
         self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
-        if in_channels == 0:
+        if in_channels == 0 or architecture == "skip":
             self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
         self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2,
                                  resample_filter=resample_filter, conv_clamp=conv_clamp)
-        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2,
-                                resample_filter=resample_filter)
+        if architecture == "resnet":
+            self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2,
+                                    resample_filter=resample_filter)
 
-    def forward(self, x: Tensor | None, img: Tensor) -> Tensor:
-        if self.in_channels == 0:
-            x = self.fromrgb(img.to(torch.float32))
-        y = self.skip(x, gain=np.sqrt(0.5))
-        x = self.conv0(x)
-        x = self.conv1(x, gain=np.sqrt(0.5))
-        return y.add_(x)
+    def forward(self, x: Tensor | None, img: Tensor | None) -> Tensor:
+        """``img`` at this block's resolution (read by the first block, and by every 'skip' block)."""
+        if self.in_channels == 0 or self.architecture == "skip":
+            y = self.fromrgb(img.to(torch.float32))
+            x = x + y if x is not None else y
+        if self.architecture == "resnet":
+            y = self.skip(x, gain=np.sqrt(0.5))
+            x = self.conv0(x)
+            x = self.conv1(x, gain=np.sqrt(0.5))
+            return y.add_(x)
+        return self.conv1(self.conv0(x))
 
 
 class DiscriminatorEpilogue(nn.Module):
@@ -497,9 +554,11 @@ class DiscriminatorEpilogue(nn.Module):
 
     def __init__(self, in_channels: int, cmap_dim: int, resolution: int = 4,
                  mbstd_group_size: int | None = 4, mbstd_num_channels: int = 1,
-                 conv_clamp: float | None = None):
+                 conv_clamp: float | None = None, img_channels: int = 3, architecture: str = "resnet"):
         super().__init__()
         self.cmap_dim = cmap_dim
+        if architecture == "skip":
+            self.fromrgb = Conv2dLayer(img_channels, in_channels, 1, activation="lrelu")
         self.mbstd_group_size = mbstd_group_size
         self.mbstd_num_channels = mbstd_num_channels
         self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation="lrelu",
@@ -507,7 +566,9 @@ class DiscriminatorEpilogue(nn.Module):
         self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation="lrelu")
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
-    def forward(self, x: Tensor, cmap: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, cmap: Tensor | None, img: Tensor | None = None) -> Tensor:
+        if hasattr(self, "fromrgb"):
+            x = x + self.fromrgb(img.to(torch.float32))
         if self.mbstd_num_channels > 0:
             x = ops.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels)
         x = self.conv(x)
@@ -519,7 +580,7 @@ class DiscriminatorEpilogue(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """The StyleGAN2 resnet discriminator: image [N, C, R, R] (and label) -> logits [N, 1]."""
+    """The StyleGAN2 discriminator: image [N, C, R, R] (and label) -> logits [N, 1]."""
 
     def __init__(self, config: DiscriminatorConfig):
         super().__init__()
@@ -530,7 +591,7 @@ class Discriminator(nn.Module):
             in_channels = config.channels(res) if res < config.img_resolution else 0
             block = DiscriminatorBlock(in_channels, config.channels(res), config.channels(res // 2),
                                        img_channels=config.img_channels, resample_filter=config.resample_filter,
-                                       conv_clamp=config.conv_clamp)
+                                       conv_clamp=config.conv_clamp, architecture=config.architecture)
             self.add_module(f"b{res}", block)
         if config.c_dim > 0:
             self.mapping = MappingNetwork(0, config.c_dim, cmap_dim, num_ws=None, w_avg_beta=None,
@@ -539,20 +600,33 @@ class Discriminator(nn.Module):
         self.b4 = DiscriminatorEpilogue(config.channels(4), cmap_dim=cmap_dim,
                                         mbstd_group_size=config.mbstd_group_size,
                                         mbstd_num_channels=config.mbstd_num_channels,
-                                        conv_clamp=config.conv_clamp)
+                                        conv_clamp=config.conv_clamp, img_channels=config.img_channels,
+                                        architecture=config.architecture)
+
+    def block_outputs(self, img: Tensor) -> tuple[list[Tensor], Tensor | None]:
+        """The output of every resolution block (the epilogue's input last), and the image downsampled
+        to 4x4 for a 'skip' epilogue (None otherwise)."""
+        cfg = self.config
+        ops._check_shape(img, [None, cfg.img_channels, cfg.img_resolution, cfg.img_resolution], "img")
+        x, out = None, []
+        for res in cfg.block_resolutions:
+            block = getattr(self, f"b{res}")
+            x = block(x, img)
+            out.append(x)
+            img = ops.downsample2d(img.to(torch.float32), block.resample_filter) if cfg.architecture == "skip" \
+                else None
+        return out, img
 
     def forward(self, img: Tensor, c: Tensor | None = None) -> Tensor:
         cfg = self.config
-        ops._check_shape(img, [None, cfg.img_channels, cfg.img_resolution, cfg.img_resolution], "img")
-        x = None
-        for res in cfg.block_resolutions:
-            x = getattr(self, f"b{res}")(x, img)
+        outputs, img = self.block_outputs(img)
+        x = outputs[-1]
         cmap = None
         if cfg.c_dim > 0:
             if c is None:
                 raise ValueError(f"this discriminator is class-conditional: pass c of shape [N, {cfg.c_dim}]")
             cmap = self.mapping(None, c)
-        return self.b4(x, cmap)
+        return self.b4(x, cmap, img)
 
 
 def mix_styles(ws: Tensor, ws_other: Tensor, cutoff: int) -> Tensor:

@@ -110,43 +110,148 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
                     with_discriminator: bool = True) -> Checkpoint:
     """Read a checkpoint written by ``save_checkpoint``. Networks come back in eval mode."""
     path = Path(path)
-    read_json, read_tensors = _reader(path)
+    reader = _Reader(path)
     try:
-        config = json.loads(read_json("config.json"))
-    except (KeyError, FileNotFoundError):
-        raise CheckpointError(f"{path}: no config.json (not a ganfactory checkpoint)") from None
+        config = json.loads(reader.read_bytes("config.json"))
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: config.json is not valid JSON ({e})") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path}: config.json is not UTF-8 text") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: config.json holds a JSON {type(config).__name__}, not an object")
     check_format_header(config, path / "config.json", FORMAT, FORMAT_VERSION, CheckpointError)
+    files = config.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise CheckpointError(f"{path}: config.json 'files' must be a list of file names")
+    for fname in files:
+        _check_member_name(fname, path)
+    for key in ("provenance", "extra"):
+        if not isinstance(config.get(key, {}), dict):
+            raise CheckpointError(f"{path}: config.json {key!r} must be an object")
     try:
-        G = Generator(GeneratorConfig.from_dict(config["generator"]))
-        _fill(G, read_tensors("generator.safetensors"), path)
+        G = _build(Generator, GeneratorConfig.from_dict(config["generator"]), reader.tensors("generator.safetensors"),
+                   path)
         D = None
         if with_discriminator and config.get("discriminator"):
-            D = Discriminator(DiscriminatorConfig.from_dict(config["discriminator"]))
-            _fill(D, read_tensors("discriminator.safetensors"), path)
+            D = _build(Discriminator, DiscriminatorConfig.from_dict(config["discriminator"]),
+                       reader.tensors("discriminator.safetensors"), path)
         tensors = {}
-        for fname in config.get("files", []):
+        for fname in files:
             name = fname.removesuffix(".safetensors")
             if name not in ("generator", "discriminator"):
-                tensors[name] = read_tensors(fname)
-    except (KeyError, FileNotFoundError) as e:
-        raise CheckpointError(f"{path}: incomplete checkpoint, missing {e}") from None
-    except ValueError as e:
-        raise CheckpointError(f"{path}: {e}") from None
+                tensors[name] = reader.tensors(fname)
+    except CheckpointError:
+        raise
+    except KeyError as e:
+        raise CheckpointError(f"{path}: incomplete checkpoint, config.json has no {e}") from None
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: config.json: {e}") from None
     return Checkpoint(generator=G.to(device).eval(), discriminator=D.to(device).eval() if D else None,
                       provenance=config.get("provenance", {}), extra=config.get("extra", {}), tensors=tensors)
 
 
-def _reader(path: Path):
-    if path.is_dir():
-        return (lambda name: (path / name).read_text()), (lambda name: load_file(path / name))
-    if path.is_file() and zipfile.is_zipfile(path):
-        zf = zipfile.ZipFile(path)
-        return (lambda name: zf.read(name).decode()), (lambda name: st_load(zf.read(name)))
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file or directory")
-    raise CheckpointError(f"{path}: not a checkpoint directory or zip")
+def _check_member_name(name: str, path: Path) -> None:
+    """A file named in config.json must be a plain ``*.safetensors`` name inside the checkpoint: no
+    directories, no ``..``, no absolute paths (a crafted config must not make us open /etc/passwd)."""
+    if (not name.endswith(".safetensors") or name != Path(name).name or "/" in name or "\\" in name
+            or name.startswith(".") or "\0" in name):
+        raise CheckpointError(f"{path}: config.json names {name!r}, which is not a .safetensors file inside "
+                              "the checkpoint; refusing to read it")
+
+
+class _Reader:
+    """Reads the members of a checkpoint directory or zip; every failure is one CheckpointError line."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.zip: zipfile.ZipFile | None = None
+        if path.is_dir():
+            return
+        if path.is_file() and zipfile.is_zipfile(path):
+            try:
+                self.zip = zipfile.ZipFile(path)
+            except (zipfile.BadZipFile, OSError) as e:
+                raise CheckpointError(f"{path}: a damaged zip ({e})") from None
+            return
+        if not path.exists():
+            raise CheckpointError(f"{path}: no such file or directory")
+        raise CheckpointError(f"{path}: not a checkpoint directory or zip")
+
+    def member(self, name: str) -> Path:
+        """The path of a member of a checkpoint directory, refused when a symlink leads outside it."""
+        member = self.path / name
+        if not member.resolve().is_relative_to(self.path.resolve()):
+            raise CheckpointError(f"{self.path}: {name} points outside the checkpoint; refusing to read it")
+        return member
+
+    def read_bytes(self, name: str) -> bytes:
+        try:
+            return self.zip.read(name) if self.zip is not None else self.member(name).read_bytes()
+        except (KeyError, FileNotFoundError):
+            if name == "config.json":
+                raise CheckpointError(f"{self.path}: no config.json (not a ganfactory checkpoint)") from None
+            raise CheckpointError(f"{self.path}: incomplete checkpoint, {name} is missing") from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError) as e:
+            raise CheckpointError(f"{self.path}: cannot read {name} ({e})") from None
+
+    def tensors(self, name: str) -> dict[str, torch.Tensor]:
+        if self.zip is None and not self.member(name).is_file():
+            raise CheckpointError(f"{self.path}: incomplete checkpoint, {name} is missing")
+        try:
+            return st_load(self.read_bytes(name)) if self.zip is not None else load_file(self.member(name))
+        except CheckpointError:
+            raise
+        except Exception as e:  # safetensors raises its own SafetensorError (and others for odd headers)
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(f"{self.path}: {name} is not a readable safetensors file ({reason}); "
+                                  "the file is damaged or truncated") from None
+
+
+def _build(cls, config, state: dict[str, torch.Tensor], path: Path):
+    """``cls(config)`` filled from ``state``. The sizes the config implies are compared with the file's
+    first, so that a config.json edited to claim a huge network fails in one line instead of allocating it."""
+    expected = _generator_shapes(config) if cls is Generator else _discriminator_shapes(config)
+    prefix = "mapping.fc"
+    layers = len([k for k in state if k.startswith(prefix) and k.endswith(".weight")])
+    if layers != config.mapping_layers and (cls is Generator or config.c_dim):
+        raise CheckpointError(f"{path}: weights do not match the config (mapping_layers {config.mapping_layers}, "
+                              f"the file holds {layers})")
+    for key, shape in expected.items():
+        found = list(state[key].shape) if key in state else None
+        if found != shape:
+            raise CheckpointError(f"{path}: weights do not match the config ({key}: the config implies {shape}, "
+                                  f"the file holds {found if found is not None else 'nothing'})")
+    module = cls(config)
+    _fill(module, state, path)
+    return module
+
+
+def _generator_shapes(cfg: GeneratorConfig) -> dict[str, list[int]]:
+    """Shapes of the generator tensors that grow with each size field of its config."""
+    c, top = cfg.channels, cfg.img_resolution
+    embed = (cfg.embed_features or cfg.w_dim) if cfg.c_dim else 0
+    hidden = (cfg.layer_features or cfg.w_dim) if cfg.mapping_layers > 1 else cfg.w_dim
+    shapes = {f"synthesis.b{r}.conv1.weight": [c(r), c(r), 3, 3] for r in cfg.block_resolutions}
+    shapes["synthesis.b4.conv1.affine.weight"] = [c(4), cfg.w_dim]
+    shapes[f"synthesis.b{top}.torgb.weight"] = [cfg.img_channels, c(top), 1, 1]
+    shapes["mapping.fc0.weight"] = [hidden, cfg.z_dim + embed]
+    if cfg.c_dim:
+        shapes["mapping.embed.weight"] = [embed, cfg.c_dim]
+    return shapes
+
+
+def _discriminator_shapes(cfg: DiscriminatorConfig) -> dict[str, list[int]]:
+    """Shapes of the discriminator tensors that grow with each size field of its config."""
+    c, top = cfg.channels, cfg.img_resolution
+    cmap = (c(4) if cfg.cmap_dim is None else cfg.cmap_dim) if cfg.c_dim else 0
+    shapes = {f"b{r}.conv0.weight": [c(r), c(r), 3, 3] for r in cfg.block_resolutions}
+    shapes[f"b{top}.fromrgb.weight"] = [c(top), cfg.img_channels, 1, 1]
+    shapes["b4.conv.weight"] = [c(4), c(4) + cfg.mbstd_num_channels, 3, 3]
+    shapes["b4.fc.weight"] = [c(4), c(4) * 16]
+    shapes["b4.out.weight"] = [cmap or 1, c(4)]
+    if cfg.c_dim:
+        shapes["mapping.embed.weight"] = [cmap, cfg.c_dim]
+    return shapes
 
 
 def _fill(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

@@ -8,6 +8,7 @@ Built-in models are looked up by name first.
 from __future__ import annotations
 
 import hashlib
+import warnings
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,8 @@ from ganfactory.gan.io.nvlabs import discriminator_config, generator_config, rea
 from ganfactory.gan.io.rosinality import read_rosinality
 from ganfactory.gan.networks import Discriminator, Generator
 
-__all__ = ["BUILTIN_GENERATORS", "builtin_path", "detect_format", "load_generator", "read_any"]
+__all__ = ["BUILTIN_GENERATORS", "DiscriminatorNotLoaded", "builtin_path", "detect_format", "load_generator",
+           "read_any"]
 
 BUILTIN_GENERATORS = {
     "cars64": "A 64x64 StyleGAN2 (preset cpu64) trained here on the cars gan-train split (TORCS renders) for 182 "
@@ -77,9 +79,11 @@ def read_any(path_or_name: str | Path, device: torch.device | str = "cpu") -> Ch
         if net is None:
             raise CheckpointError(f"{path}: the pickle holds no generator")
         G = _build(Generator(generator_config(net)), net.state_dict(), path)
-        D = _build(Discriminator(discriminator_config(pkl.D)), pkl.D.state_dict(), path) if pkl.D else None
+        D, why_not = _nvlabs_discriminator(pkl.D, path)
         repo = "stylegan3" if "in_features" in net.child("mapping.fc0").state else "stylegan2-ada-pytorch"
         provenance.update(source="nvlabs", repository=repo, network="G_ema" if pkl.G_ema else "G")
+        if why_not:
+            provenance["discriminator_not_loaded"] = why_not
         if pkl.training_set_kwargs:
             provenance["training_set_kwargs"] = {k: v for k, v in pkl.training_set_kwargs.items()
                                                  if isinstance(v, int | float | str | bool | None)}
@@ -87,6 +91,28 @@ def read_any(path_or_name: str | Path, device: torch.device | str = "cpu") -> Ch
     G, notes = read_rosinality(path)
     provenance.update(notes)
     return Checkpoint(generator=G.to(device), provenance=provenance)
+
+
+class DiscriminatorNotLoaded(UserWarning):
+    """A snapshot's generator loaded but its discriminator did not (an architecture we do not build)."""
+
+
+def _nvlabs_discriminator(record, path: Path) -> tuple[Discriminator | None, str | None]:
+    """The pickle's discriminator, or None and the reason when we cannot build it.
+
+    Sampling, import and inversion without D-features need the generator only, so an unsupported D
+    is reported once (a DiscriminatorNotLoaded warning, and ``provenance['discriminator_not_loaded']``)
+    instead of refusing the file; what needs D (resuming training, D features) finds it missing.
+    """
+    if record is None:
+        return None, None
+    try:
+        return _build(Discriminator(discriminator_config(record)), record.state_dict(), path), None
+    except (ValueError, KeyError, TypeError) as e:  # CheckpointError is a ValueError
+        why = str(e).removeprefix(f"{path}: ").strip("'")
+        warnings.warn(f"{path}: discriminator not loaded ({why}); the generator is complete", DiscriminatorNotLoaded,
+                      stacklevel=4)
+        return None, why
 
 
 def _build(module: torch.nn.Module, state: dict, path: Path) -> torch.nn.Module:

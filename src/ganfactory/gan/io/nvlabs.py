@@ -15,6 +15,8 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from ganfactory.errors import CheckpointError
-from ganfactory.gan.networks import DiscriminatorConfig, GeneratorConfig
+from ganfactory.gan.networks import ARCHITECTURES, DiscriminatorConfig, GeneratorConfig
 from ganfactory.gan.ops import setup_filter
 
 __all__ = ["NvlabsModule", "NvlabsPickle", "read_nvlabs_pickle", "generator_config", "discriminator_config"]
@@ -86,7 +88,18 @@ class _EasyDict(dict):
 
 
 def _load_from_bytes(b: bytes):
-    return torch.load(io.BytesIO(b), weights_only=True, map_location="cpu")
+    """A tensor storage, stored by torch as a nested legacy ``torch.save`` blob; read weights-only."""
+    if not isinstance(b, bytes | bytearray):
+        raise CheckpointError(f"refusing to load: tensor storage given as {type(b).__name__}, not bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's note on an unusual pickle protocol
+            return torch.load(io.BytesIO(b), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:  # torch's message is six lines and suggests weights_only=False
+        asked = re.search(r"GLOBAL (\S+)", str(e))
+        what = f"asks for {asked.group(1)}" if asked else "holds something other than tensor data"
+        raise CheckpointError(f"refusing to load: a tensor's storage bytes hide a pickle that {what} "
+                              "(it could run code)") from None
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks, *args):
@@ -101,6 +114,88 @@ def _numpy_scalar():
     return scalar
 
 
+# Plain data that pickle protocols 2-5 and numpy write through globals. Each entry below is a function
+# that checks its arguments and returns data (a set, bytes, a numeric array or dtype), never a class or
+# another callable, so a pickle cannot use it to reach code: the test of the allow-list tries.
+
+_PLAIN_KINDS = frozenset("biufc")
+"""numpy dtype kinds kept: bool, signed and unsigned integers, floats, complex (no objects, no records)."""
+
+
+def _plain_dtype(obj, align=False, copy=False):
+    """numpy.dtype for numeric types only: an object or record dtype could carry arbitrary objects."""
+    if not isinstance(obj, str) or not isinstance(align, bool) or not isinstance(copy, bool):
+        raise CheckpointError(f"refusing to load: numpy.dtype({obj!r}) is not a plain numeric type")
+    try:
+        dtype = np.dtype(obj)
+    except TypeError:
+        raise CheckpointError(f"refusing to load: numpy.dtype({obj!r}) is not a numpy type") from None
+    if dtype.kind not in _PLAIN_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise CheckpointError(f"refusing to load: numpy.dtype({obj!r}) is not a plain numeric type")
+    return np.dtype(obj, align, copy)  # a fresh dtype: BUILD then sets its byte order
+
+
+def _plain_scalar(dtype, data):
+    """A numpy scalar of a plain numeric dtype from its raw bytes."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in _PLAIN_KINDS or not isinstance(data, bytes):
+        raise CheckpointError("refusing to load: a numpy scalar that is not a plain number")
+    return _numpy_scalar()(dtype, data)
+
+
+class _NdarrayMarker:
+    """What ``numpy.ndarray`` unpickles to: a marker that ``_reconstruct`` accepts, not the class (which
+    a pickle could call)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<numpy.ndarray marker>"
+
+
+_NDARRAY = _NdarrayMarker()
+
+
+class _PlainArray(np.ndarray):
+    """An empty array waiting for pickle's BUILD; its ``__setstate__`` accepts numeric data only."""
+
+    def __setstate__(self, state):
+        if (not isinstance(state, tuple) or len(state) != 5 or not isinstance(state[2], np.dtype)
+                or state[2].kind not in _PLAIN_KINDS or state[2].fields is not None
+                or not isinstance(state[4], bytes | bytearray)):
+            raise CheckpointError("refusing to load: a numpy array that does not hold plain numeric data")
+        super().__setstate__(state)
+
+
+def _ndarray_reconstruct(subtype, shape, typecode):
+    """numpy's ``_reconstruct(ndarray, (0,), b'b')``, the first half of a pickled array (protocols 2-4)."""
+    if subtype is not _NDARRAY or shape != (0,) or typecode != b"b":
+        raise CheckpointError("refusing to load: numpy _reconstruct of something other than a plain array")
+    return np.ndarray.__new__(_PlainArray, (0,), np.int8)
+
+
+def _ndarray_frombuffer(buf, dtype, shape, order):
+    """numpy's ``_frombuffer``, how protocol 5 stores a contiguous array."""
+    if (not isinstance(buf, bytes | bytearray | pickle.PickleBuffer) or not isinstance(dtype, np.dtype)
+            or dtype.kind not in _PLAIN_KINDS or dtype.fields is not None or not isinstance(shape, tuple)
+            or not all(type(n) is int and n >= 0 for n in shape) or order not in ("C", "F")):
+        raise CheckpointError("refusing to load: numpy _frombuffer of something other than a plain array")
+    return np.frombuffer(bytes(buf), dtype=dtype).reshape(shape, order=order).copy(order="K")
+
+
+def _plain_set(items=()):
+    """``builtins.set`` as protocols 2 and 3 write it: ``set([items])``."""
+    if not isinstance(items, list | tuple):
+        raise CheckpointError(f"refusing to load: set() of a {type(items).__name__}")
+    return set(items)
+
+
+def _latin1_bytes(text, encoding="latin1", errors="strict"):
+    """``_codecs.encode(str, 'latin1')``: how protocol 2 writes bytes. No other codec is reachable."""
+    if type(text) is not str or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise CheckpointError(f"refusing to load: codecs.encode with {encoding!r} (only protocol 2's latin1 bytes)")
+    return text.encode("latin1")
+
+
 _ALLOWED = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _persistent_obj,
     ("dnnlib.util", "EasyDict"): _EasyDict,
@@ -108,10 +203,20 @@ _ALLOWED = {
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch.storage", "_load_from_bytes"): _load_from_bytes,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "scalar"): _numpy_scalar(),
-    ("numpy._core.multiarray", "scalar"): _numpy_scalar(),
+    ("numpy", "dtype"): _plain_dtype,
+    ("numpy.core.multiarray", "scalar"): _plain_scalar,
+    ("numpy._core.multiarray", "scalar"): _plain_scalar,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy.core.multiarray", "_reconstruct"): _ndarray_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _ndarray_reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _ndarray_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _ndarray_frombuffer,
+    ("builtins", "set"): _plain_set,
+    ("__builtin__", "set"): _plain_set,
+    ("_codecs", "encode"): _latin1_bytes,
+    ("codecs", "encode"): _latin1_bytes,
 }
+"""(module, name) -> what a pickle gets for that global. Everything else is refused."""
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -161,9 +266,7 @@ def generator_config(G: NvlabsModule) -> GeneratorConfig:
             "networks only (stylegan2-ada-pytorch, or stylegan3's --cfg=stylegan2)")
     res = int(G.attr("img_resolution"))
     blocks = [synthesis.child(f"b{2 ** i}") for i in range(2, int(np.log2(res)) + 1)]
-    if any(b.attr("architecture", "skip") != "skip" for b in blocks):
-        raise CheckpointError(f"generator architecture {blocks[-1].attr('architecture')!r} is not supported "
-                              "(only 'skip', the NVlabs default)")
+    architecture = _architecture(blocks, "generator")
     top = blocks[-1].child("conv1")
     fc0 = mapping.child("fc0")
     channels = {2 ** (i + 2): b.child("conv1").state["_parameters"]["weight"].shape[0] for i, b in enumerate(blocks)}
@@ -182,7 +285,7 @@ def generator_config(G: NvlabsModule) -> GeneratorConfig:
         w_avg_beta=float(mapping.attr("w_avg_beta")),
         channel_base=channel_base, channel_max=channel_max,
         conv_clamp=top.attr("conv_clamp"), num_fp16_res=int(_synthesis_kwargs(G).get("num_fp16_res", 0)),
-        use_noise=bool(top.attr("use_noise")), resample_filter=_filter_taps(resample),
+        use_noise=bool(top.attr("use_noise")), resample_filter=_filter_taps(resample), architecture=architecture,
     )
 
 
@@ -192,9 +295,8 @@ def discriminator_config(D: NvlabsModule) -> DiscriminatorConfig:
         raise CheckpointError(f"expected an NVlabs Discriminator, found {D.class_name!r}")
     res = int(D.attr("img_resolution"))
     blocks = {r: D.child(f"b{r}") for r in D.attr("block_resolutions")}
-    if any(b.attr("architecture") != "resnet" for b in blocks.values()):
-        raise CheckpointError("discriminator architecture is not 'resnet' (the NVlabs default): not supported")
     epilogue = D.child("b4")
+    architecture = _architecture([*blocks.values(), epilogue], "discriminator")
     channels = {r: b.child("conv0").state["_parameters"]["weight"].shape[0] for r, b in blocks.items()}
     channels[4] = epilogue.child("conv").state["_parameters"]["weight"].shape[0]
     channel_base, channel_max = _channel_formula(_kwargs(D), channels)
@@ -212,7 +314,17 @@ def discriminator_config(D: NvlabsModule) -> DiscriminatorConfig:
         mapping_layers=int(mapping.attr("num_layers")) if mapping is not None else 8,
         mapping_lr_multiplier=float(mapping.child("fc0").attr("bias_gain")) if mapping is not None else 0.01,
         resample_filter=_filter_taps(top.child("conv1").state["_buffers"]["resample_filter"]),
+        architecture=architecture,
     )
+
+
+def _architecture(blocks: list[NvlabsModule], network: str) -> str:
+    """The one architecture ('orig', 'skip' or 'resnet') every block of a network records."""
+    found = {b.attr("architecture") for b in blocks}
+    if len(found) != 1 or not found <= set(ARCHITECTURES):
+        raise CheckpointError(f"{network} architecture {sorted(map(str, found))} is not supported "
+                              f"(one of {', '.join(ARCHITECTURES)})")
+    return found.pop()
 
 
 def _synthesis_kwargs(G: NvlabsModule) -> dict:

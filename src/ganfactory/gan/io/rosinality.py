@@ -37,9 +37,10 @@ def _layer_map(config: GeneratorConfig) -> list[tuple[str, str, str]]:
 def to_rosinality_state(G: Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Our generator as rosinality's ``g_ema`` state dict and ``latent_avg``."""
     cfg = G.config
-    if cfg.c_dim or cfg.conv_clamp is not None or cfg.z_dim != cfg.w_dim or not cfg.use_noise:
-        raise CheckpointError("rosinality's generator has no class conditioning, no clamping, z_dim == w_dim "
-                              "and noise inputs; this generator cannot be expressed in it")
+    if cfg.c_dim or cfg.conv_clamp is not None or cfg.z_dim != cfg.w_dim or not cfg.use_noise \
+            or cfg.architecture != "skip":
+        raise CheckpointError("rosinality's generator is a skip generator with no class conditioning, no "
+                              "clamping, z_dim == w_dim and noise inputs; this generator cannot be expressed in it")
     sd = {k: v.detach().clone() for k, v in G.state_dict().items()}
     out = {}
     for i in range(cfg.mapping_layers):
