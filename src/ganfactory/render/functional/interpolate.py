@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ganfactory.render.functional.gather import Covered, blend
+from ganfactory.render.functional.gather import Covered, blend, scatter_add_rows
 
 __all__ = ["interpolate", "perspective_correct", "perspective_weights", "face_normals", "vertex_normals",
            "CORNERS"]
@@ -64,8 +64,8 @@ def face_normals(face_vertices: Tensor, unit: bool = True) -> Tensor:
 
 def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
     """[B, V, 3] unit vertex normals: the area-weighted sum of the adjacent faces' normals."""
+    B, V = verts.shape[:2]
     n = face_normals(verts[:, faces], unit=False)  # [B, F, 3], length = 2 x area
-    out = torch.zeros_like(verts)
-    for k in range(3):
-        out = out.index_add(1, faces[:, k], n)
+    rows = (faces.T.reshape(1, -1) + V * torch.arange(B, device=verts.device)[:, None]).reshape(-1)
+    out = scatter_add_rows(rows, n.repeat(1, 3, 1).reshape(-1, 3), B * V).view(B, V, 3)
     return torch.nn.functional.normalize(out, dim=-1, eps=1e-12)
