@@ -25,7 +25,7 @@ class ShadedSamples:
     color: Tensor
     """[B, H, W, C] lit colour, 0 on background."""
     alpha: Tensor
-    """[B, H, W] face opacity where covered, 0 on background."""
+    """[B, H, W] opacity where covered (face alpha x the alpha of RGBA textures), 0 on background."""
     normals: Tensor
     """[B, H, W, 3] unit world-space normals facing the camera, 0 on background."""
     labels: Tensor
@@ -33,12 +33,15 @@ class ShadedSamples:
 
 
 def num_channels(mesh: Mesh) -> int:
-    if mesh.textures:
-        return mesh.textures[0].shape[1]
+    """Colour channels of the mesh's albedo: those of its vertex or face colours, else of its first
+    texture without the alpha channel of an RGBA one (4 -> 3); 3 for an uncoloured mesh."""
     if mesh.vert_colors is not None:
         return mesh.vert_colors.shape[-1]
     if mesh.face_colors is not None:
         return mesh.face_colors.shape[-1]
+    if mesh.textures:
+        channels = mesh.textures[0].shape[1]
+        return 3 if channels == 4 else channels
     return 3
 
 
@@ -46,16 +49,23 @@ def albedo(mesh: Mesh, face_idx: Tensor, bary: Tensor) -> Tensor:
     """[B, H, W, C] base colour: texture (where the face has one) x face colour x vertex colour.
 
     Missing factors count as 1. ``bary`` should be perspective-correct for textures to look right.
+    The alpha channel of RGBA textures is opacity, not colour (``MeshShader`` applies it).
     """
     pixels = Covered.of(face_idx)
-    return pixels.spread(albedo_at(mesh, pixels, pixels.take(bary)))
+    return pixels.spread(albedo_at(mesh, pixels, pixels.take(bary))[0])
 
 
-def albedo_at(mesh: Mesh, pixels: Covered, w: Tensor) -> Tensor:
-    """``albedo`` at the covered pixels: barycentrics ``w`` [P, 3] -> [P, C]."""
+def albedo_at(mesh: Mesh, pixels: Covered, w: Tensor) -> tuple[Tensor, Tensor | None]:
+    """``albedo`` at the covered pixels: barycentrics ``w`` [P, 3] -> colour [P, C] and the textures'
+    opacity [P] (None when no texture has an alpha channel).
+
+    A texture with C + 1 channels (RGBA for RGB colours, as image files with transparency load) has
+    its last channel as opacity; a texture with C channels is opaque colour.
+    """
     C = num_channels(mesh)
     f = pixels.face
     out = w.new_ones(pixels.num_pixels, C)
+    opacity = None
     if mesh.textures:
         if mesh.face_uvs is None:
             raise ValueError("the mesh has textures but no face_uvs: give face_uvs [F, 3, 2] to sample them")
@@ -63,18 +73,24 @@ def albedo_at(mesh: Mesh, pixels: Covered, w: Tensor) -> Tensor:
         uv = blend(mesh.face_uvs.reshape(-1, 2).to(w.dtype), corners, w)
         which = mesh.face_texture[f]
         for k, texture in enumerate(mesh.textures):
-            if texture.shape[1] != C:
-                raise ValueError(f"texture {k} has {texture.shape[1]} channels, texture 0 has {C}: give "
-                                 "every texture of a mesh the same channels")
+            channels = texture.shape[1]
+            if channels not in (C, C + 1):
+                raise ValueError(f"texture {k} has {channels} channels; the mesh's colours have {C}, so a "
+                                 f"texture must have {C} (colour) or {C + 1} (colour and alpha)")
             at = torch.nonzero(which == k).squeeze(1)
-            if at.numel():
-                out = out.index_copy(0, at, sample_texture_at(texture, uv[at], pixels.batch[at]))
+            if not at.numel():
+                continue
+            sampled = sample_texture_at(texture, uv[at], pixels.batch[at])
+            out = out.index_copy(0, at, sampled[:, :C])
+            if channels == C + 1:
+                opacity = w.new_ones(pixels.num_pixels) if opacity is None else opacity
+                opacity = opacity.index_copy(0, at, sampled[:, C])
     if mesh.face_colors is not None:
         out = out * mesh.face_colors[f]
     if mesh.vert_colors is not None:
         out = out * blend(mesh.vert_colors.reshape(-1, mesh.vert_colors.shape[-1]),
                           _vertex_rows(mesh, pixels), w)
-    return out
+    return out, opacity
 
 
 def _vertex_rows(mesh: Mesh, pixels: Covered) -> Tensor:
@@ -103,7 +119,7 @@ class MeshShader(nn.Module):
             F = fragments.face_vertices_view.shape[1]
             depth = -fragments.face_vertices_view[..., 2].reshape(-1, 3)[pixels.batch * F + pixels.face]
             w = perspective_weights(w, depth)
-        base = albedo_at(mesh, pixels, w)
+        base, opacity = albedo_at(mesh, pixels, w)
 
         vn = mesh.vert_normals if mesh.vert_normals is not None else vertex_normals(mesh.verts, mesh.faces)
         # Normals and positions in one gather: [P, 6].
@@ -129,8 +145,9 @@ class MeshShader(nn.Module):
             kind = type(lights).__name__
             raise TypeError(f"lights must be None, DirectionalLights or SHLights, got {kind}")
         covered = face_idx >= 0
-        alpha = pixels.spread(mesh.face_alpha[pixels.face].to(color.dtype) if mesh.face_alpha is not None
-                              else color.new_ones(pixels.num_pixels))
+        alpha = (mesh.face_alpha[pixels.face].to(color.dtype) if mesh.face_alpha is not None
+                 else color.new_ones(pixels.num_pixels))
+        alpha = pixels.spread(alpha if opacity is None else alpha * opacity)
         if mesh.face_parts is not None:
             labels = torch.where(covered, mesh.face_parts[face_idx.clamp(min=0)], -1)
         else:
