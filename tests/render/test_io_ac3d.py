@@ -193,33 +193,16 @@ def test_texture_is_found_beside_the_file_case_insensitively_and_read_as_sgi(tmp
     assert load_mesh(tmp_path / "car.acc").num_faces == 3
 
 
-QUAD = "AC3Db\n" + MATERIALS + """OBJECT world
-kids 2
-OBJECT poly
-name "LEFT"
-texture "{texture}"
+def quad_object(name: str, x0: int) -> str:
+    """A unit-wide quad from x0 to x0 + 1 facing +z, naming the texture ``{texture}``, UVs over [0, 1]."""
+    return f"""OBJECT poly
+name "{name}"
+texture "{{texture}}"
 numvert 4
--1 -1 0
-0 -1 0
-0 1 0
--1 1 0
-numsurf 1
-SURF 0x10
-mat 0
-refs 4
-0 0 0
-1 1 0
-2 1 1
-3 0 1
-kids 0
-OBJECT poly
-name "RIGHT"
-texture "{texture}"
-numvert 4
-0 -1 0
-1 -1 0
-1 1 0
-0 1 0
+{x0} -1 0
+{x0 + 1} -1 0
+{x0 + 1} 1 0
+{x0} 1 0
 numsurf 1
 SURF 0x10
 mat 0
@@ -230,6 +213,9 @@ refs 4
 3 0 1
 kids 0
 """
+
+
+QUAD = "AC3Db\n" + MATERIALS + "OBJECT world\nkids 2\n" + quad_object("LEFT", -1) + quad_object("RIGHT", 0)
 """Two unit quads side by side facing +z (the AC3D frame), each object naming the same texture."""
 
 
