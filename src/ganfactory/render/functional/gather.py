@@ -35,7 +35,7 @@ class _Blend(torch.autograd.Function):
     @staticmethod
     def forward(ctx, table: Tensor, idx: Tensor, w: Tensor) -> Tensor:
         P, K = idx.shape
-        rows = table.index_select(0, idx.reshape(-1)).view(P, K, -1)
+        rows = table.index_select(0, idx.reshape(-1)).view(P, K, table.shape[1])
         out = rows[:, 0] * w[:, :1]
         for k in range(1, K):
             out = torch.addcmul(out, rows[:, k], w[:, k:k + 1])
@@ -50,10 +50,10 @@ class _Blend(torch.autograd.Function):
         grad_table = grad_w = None
         # Batched [3, 1] x [1, C] and [3, C] x [C, 1] products: bmm beats broadcast-and-sum here.
         if ctx.needs_input_grad[0]:
-            spread = torch.bmm(w.unsqueeze(-1), grad.unsqueeze(1)).reshape(P * K, -1)
+            spread = torch.bmm(w.unsqueeze(-1), grad.unsqueeze(1)).reshape(P * K, table.shape[1])
             grad_table = scatter_add_rows(idx.reshape(-1), spread, table.shape[0])
         if ctx.needs_input_grad[2]:
-            rows = table.index_select(0, idx.reshape(-1)).view(P, K, -1)
+            rows = table.index_select(0, idx.reshape(-1)).view(P, K, table.shape[1])
             grad_w = torch.bmm(rows, grad.unsqueeze(-1)).squeeze(-1)
         return grad_table, None, grad_w
 
