@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ganfactory.render.io import clean_ac3d_name, load_mesh, parse_ac3d, read_ac3d
+from ganfactory.render import Camera, RasterSettings, Renderer
+from ganfactory.render.io import TextureWarning, clean_ac3d_name, load_mesh, load_texture, parse_ac3d, read_ac3d
 
 TORCS_CARS = Path("/usr/share/games/torcs/cars")
 
@@ -192,11 +193,102 @@ def test_texture_is_found_beside_the_file_case_insensitively_and_read_as_sgi(tmp
     assert load_mesh(tmp_path / "car.acc").num_faces == 3
 
 
-def test_missing_texture_says_what_to_do(tmp_path):
-    (tmp_path / "car.ac").write_text(STRIP.replace('name "STRIP_s_3"', 'name "S"\ntexture "gone.rgb"'))
-    with pytest.raises(FileNotFoundError, match="load_textures=False"):
-        read_ac3d(tmp_path / "car.ac")
-    assert read_ac3d(tmp_path / "car.ac", load_textures=False).mesh.face_texture.tolist() == [-1] * 3
+def quad_object(name: str, x0: int) -> str:
+    """A unit-wide quad from x0 to x0 + 1 facing +z, naming the texture ``{texture}``, UVs over [0, 1]."""
+    return f"""OBJECT poly
+name "{name}"
+texture "{{texture}}"
+numvert 4
+{x0} -1 0
+{x0 + 1} -1 0
+{x0 + 1} 1 0
+{x0} 1 0
+numsurf 1
+SURF 0x10
+mat 0
+refs 4
+0 0 0
+1 1 0
+2 1 1
+3 0 1
+kids 0
+"""
+
+
+QUAD = "AC3Db\n" + MATERIALS + "OBJECT world\nkids 2\n" + quad_object("LEFT", -1) + quad_object("RIGHT", 0)
+"""Two unit quads side by side facing +z (the AC3D frame), each object naming the same texture."""
+
+
+def write_sgi_grey_alpha(path, h=4, w=4):
+    """An SGI file with 2 channels (grey + alpha): valid SGI, a mode Pillow cannot decode."""
+    header = bytearray(512)
+    header[0:2] = (474).to_bytes(2, "big")  # magic
+    header[2], header[3] = 0, 1  # verbatim storage, 1 byte per channel
+    for offset, value in ((4, 3), (6, w), (8, h), (10, 2)):  # dimension 3, xsize, ysize, zsize = 2
+        header[offset:offset + 2] = value.to_bytes(2, "big")
+    header[16:20] = (255).to_bytes(4, "big")  # pixmax
+    path.write_bytes(bytes(header) + bytes(range(h * w * 2)))
+
+
+def test_missing_texture_loads_the_geometry_and_warns_once(tmp_path):
+    (tmp_path / "car.ac").write_text(QUAD.format(texture="shared/skin.png"))
+    with pytest.warns(TextureWarning, match="'shared/skin.png' of object 'LEFT' is not in") as caught:
+        model = read_ac3d(tmp_path / "car.ac")
+    assert len([w for w in caught if issubclass(w.category, TextureWarning)]) == 1  # two objects, one warning
+    mesh = model.mesh
+    assert mesh.num_faces == 4 and mesh.textures == () and mesh.face_texture.tolist() == [-1] * 4
+    assert model.texture_paths == ()
+    with pytest.raises(FileNotFoundError, match="'shared/skin.png' of object 'LEFT' is not in"):
+        read_ac3d(tmp_path / "car.ac", require_textures=True)
+    with pytest.raises(FileNotFoundError, match="skin.png"):
+        load_mesh(tmp_path / "car.ac", require_textures=True)
+    with pytest.warns(TextureWarning):
+        assert load_mesh(tmp_path / "car.ac").num_faces == 4
+
+
+def test_texture_pillow_cannot_decode_loads_the_geometry_and_warns(tmp_path):
+    write_sgi_grey_alpha(tmp_path / "skin.rgb")
+    with pytest.raises(ValueError, match="cannot read texture"):  # Pillow really refuses this mode
+        load_texture(tmp_path / "skin.rgb")
+    (tmp_path / "car.ac").write_text(QUAD.format(texture="skin.rgb"))
+    with pytest.warns(TextureWarning, match="cannot read texture .*skin.rgb") as caught:
+        mesh = read_ac3d(tmp_path / "car.ac").mesh
+    assert len([w for w in caught if issubclass(w.category, TextureWarning)]) == 1
+    assert mesh.num_faces == 4 and mesh.textures == () and (mesh.face_texture == -1).all()
+    with pytest.raises(ValueError, match="car.ac: cannot read texture"):
+        read_ac3d(tmp_path / "car.ac", require_textures=True)
+    # Garbage under an image name is the same case.
+    (tmp_path / "skin.rgb").write_bytes(b"not an image at all")
+    with pytest.warns(TextureWarning, match="cannot read texture"):
+        assert read_ac3d(tmp_path / "car.ac").mesh.num_faces == 4
+
+
+def test_rgba_texture_renders_its_colour_and_its_alpha_as_opacity(tmp_path):
+    # Texture: opaque green on the left half, fully transparent red on the right half.
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)
+    rgba[:, :4] = (0, 255, 0, 255)
+    rgba[:, 4:] = (255, 0, 0, 0)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "skin.png")
+    text = QUAD.format(texture="skin.png")
+    # The left quad samples u in [0.1, 0.4] (texel columns 0-3 only, bilinear filtering included), the
+    # right one u in [0.6, 0.9] (columns 4-7).
+    left_uv, right_uv = "0 0.1 0\n1 0.4 0\n2 0.4 1\n3 0.1 1\n", "0 0.6 0\n1 0.9 0\n2 0.9 1\n3 0.6 1\n"
+    whole = "0 0 0\n1 1 0\n2 1 1\n3 0 1\n"
+    text = text.replace(whole, left_uv, 1).replace(whole, right_uv, 1)
+    (tmp_path / "car.ac").write_text(text.replace("rgb 1 0 0", "rgb 1 1 1", 1))
+    mesh = read_ac3d(tmp_path / "car.ac").mesh
+    assert mesh.textures[0].shape == (1, 4, 8, 8)
+    camera = Camera.orbit(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([3.0]), 0.8, (16, 16))
+    out = Renderer(RasterSettings((16, 16)))(mesh, camera, background=torch.tensor([0.0, 0.0, 1.0]))
+    left = out.face_idx[0] >= 0
+    left &= torch.isin(out.face_idx[0], torch.tensor([0, 1]))
+    right = torch.isin(out.face_idx[0], torch.tensor([2, 3]))
+    assert left.sum() > 10 and right.sum() > 10
+    assert torch.allclose(out.alpha[0][left], torch.ones(())) and torch.allclose(out.alpha[0][right], torch.zeros(()))
+    green, blue = torch.tensor([0.0, 1.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])
+    assert torch.allclose(out.image[0].permute(1, 2, 0)[left], green, atol=1e-6)
+    assert torch.allclose(out.image[0].permute(1, 2, 0)[right], blue, atol=1e-6)  # see-through
+    assert out.image.shape[1] == 3
 
 
 def test_bad_counts_name_the_line():

@@ -88,3 +88,17 @@ def test_background_image_and_shape_errors():
         RasterSettings((16, 16), impl="fast")
     with pytest.raises(ValueError, match="batch"):
         Renderer(RasterSettings((16, 16)))(Mesh(v[None].repeat(2, 1, 1), f), front_camera(16))
+
+
+def test_a_mesh_that_covers_no_pixel_renders_background_with_zero_gradients():
+    v, f = quad(half=0.5)
+    verts = (v + torch.tensor([50.0, 0.0, 0.0]))[None].requires_grad_(True)  # far outside the view
+    tex = torch.rand(1, 4, 2, 2, requires_grad=True)
+    mesh = Mesh(verts, f, vert_colors=torch.rand(1, 4, 3), face_uvs=torch.rand(2, 3, 2), textures=(tex,),
+                face_texture=torch.tensor([0, 0]))
+    out = Renderer(RasterSettings((8, 8)))(mesh, front_camera(8), background=torch.tensor([0.0, 0.0, 1.0]))
+    assert (out.face_idx == -1).all() and (out.alpha == 0).all()
+    assert torch.equal(out.image[0], torch.tensor([0.0, 0.0, 1.0])[:, None, None].expand(3, 8, 8))
+    (out.image.sum() + out.soft_mask.sum()).backward()
+    for p in (tex, verts):  # no gradient reaches them, or a zero one
+        assert p.grad is None or not p.grad.any()

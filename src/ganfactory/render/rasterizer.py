@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ganfactory.render.camera import Camera
-from ganfactory.render.functional.rasterize import barycentrics, select_faces
+from ganfactory.render.functional.gather import Covered
+from ganfactory.render.functional.rasterize import barycentrics_at, select_faces
 from ganfactory.render.mesh import Mesh
 from ganfactory.render.types import Fragments, RasterSettings
 
@@ -57,15 +58,13 @@ def rasterize_mesh(
         if valid_faces is not None:
             valid = valid & valid_faces
     face_idx = select_faces(fvi, fvv[..., 2], H, W, valid, impl=impl)
-    bary = barycentrics(fvi, face_idx)
+    pixels = Covered.of(face_idx)
+    w = barycentrics_at(fvi, pixels)
     # Perspective-correct depth: 1 / d = sum_k w_k / d_k with screen-space weights.
-    B = face_idx.shape[0]
-    b = torch.arange(B, device=face_idx.device).view(B, 1, 1)
-    corner_depth = -fvv[..., 2][b, face_idx.clamp(min=0)]  # [B, H, W, 3]
-    inv = (bary / corner_depth).sum(-1)
-    covered = face_idx >= 0
-    safe_inv = torch.where(covered, inv, torch.ones_like(inv))
-    depth = torch.where(covered, 1.0 / safe_inv, torch.zeros_like(inv))
+    F = fvi.shape[1]
+    corner_depth = -fvv[..., 2].reshape(-1, 3)[pixels.batch * F + pixels.face]  # [P, 3]
+    bary = pixels.spread(w)
+    depth = pixels.spread(1.0 / (w / corner_depth).sum(-1))
     return Fragments(face_idx=face_idx, bary=bary, depth=depth, face_vertices_view=fvv,
                      face_vertices_image=fvi)
 

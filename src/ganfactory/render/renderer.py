@@ -76,13 +76,16 @@ class Renderer(nn.Module):
         def centre(x: Tensor) -> Tensor:  # [B, Hs, Ws, ...] -> the centre sample of each pixel
             return x[:, s // 2::s, s // 2::s] if s > 1 else x
 
-        normals = pool(front.normals.permute(0, 3, 1, 2))
+        normals = front.normals.permute(0, 3, 1, 2)
+        if s > 1:  # averaged unit normals are renormalised (background stays 0)
+            normals = pool(normals)
+            normals = nnf.normalize(normals, dim=1, eps=1e-12) * (normals.abs().sum(1, keepdim=True) > 0)
         return RenderOutput(
             image=pool(color.permute(0, 3, 1, 2)),
             soft_mask=pool(soft[:, None])[:, 0],
             alpha=pool(alpha[:, None])[:, 0],
             depth=centre(frags.depth),
-            normals=nnf.normalize(normals, dim=1, eps=1e-12) * (normals.abs().sum(1, keepdim=True) > 0),
+            normals=normals,
             labels=centre(front.labels),
             face_idx=centre(frags.face_idx),
         )

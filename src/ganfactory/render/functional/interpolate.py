@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["interpolate", "perspective_correct", "face_normals", "vertex_normals"]
+from ganfactory.render.functional.gather import Covered, blend, scatter_add_rows
+
+__all__ = ["interpolate", "perspective_correct", "perspective_weights", "face_normals", "vertex_normals",
+           "CORNERS"]
+
+CORNERS = torch.arange(3)
+"""Offsets of a face's three corners in a [F * 3, C] corner table."""
 
 
 def interpolate(face_attrs: Tensor, face_idx: Tensor, bary: Tensor) -> Tensor:
@@ -18,15 +24,23 @@ def interpolate(face_attrs: Tensor, face_idx: Tensor, bary: Tensor) -> Tensor:
     Returns:
         [B, H, W, C].
     """
-    B, H, W = face_idx.shape
+    B = face_idx.shape[0]
     if face_attrs.ndim == 3:
-        face_attrs = face_attrs.unsqueeze(0).expand(B, *face_attrs.shape)
-    if face_attrs.ndim != 4 or face_attrs.shape[0] != B or face_attrs.shape[2] != 3:
+        face_attrs = face_attrs.unsqueeze(0)
+    if face_attrs.ndim != 4 or face_attrs.shape[0] not in (1, B) or face_attrs.shape[2] != 3:
         raise ValueError(f"face_attrs must be [B, F, 3, C] or [F, 3, C], got {tuple(face_attrs.shape)}")
-    b = torch.arange(B, device=face_idx.device).view(B, 1, 1)
-    corners = face_attrs[b, face_idx.clamp(min=0)]  # [B, H, W, 3, C]
-    out = (bary.unsqueeze(-1) * corners).sum(-2)
-    return out * (face_idx >= 0).unsqueeze(-1).to(out.dtype)
+    px = Covered.of(face_idx)
+    F, C = face_attrs.shape[1], face_attrs.shape[3]
+    face = px.face if face_attrs.shape[0] == 1 else px.batch * F + px.face
+    idx = face[:, None] * 3 + CORNERS.to(face.device)
+    return px.spread(blend(face_attrs.reshape(-1, C), idx, px.take(bary)))
+
+
+def perspective_weights(w: Tensor, depth: Tensor) -> Tensor:
+    """Screen-space weights [P, 3] and corner depths [P, 3] -> perspective-correct weights ``w_k / d_k``
+    normalised."""
+    w = w / depth
+    return w / w.sum(-1, keepdim=True)
 
 
 def perspective_correct(bary: Tensor, face_idx: Tensor, face_depth: Tensor) -> Tensor:
@@ -35,13 +49,10 @@ def perspective_correct(bary: Tensor, face_idx: Tensor, face_depth: Tensor) -> T
     Args:
         bary: [B, H, W, 3]; face_idx: [B, H, W]; face_depth: [B, F, 3] positive depths (-z_view).
     """
-    B = face_idx.shape[0]
-    b = torch.arange(B, device=face_idx.device).view(B, 1, 1)
-    d = face_depth[b, face_idx.clamp(min=0)]  # [B, H, W, 3]
-    w = bary / d
-    s = w.sum(-1, keepdim=True)
-    covered = (face_idx >= 0).unsqueeze(-1)
-    return torch.where(covered, w / torch.where(covered, s, torch.ones_like(s)), torch.zeros_like(w))
+    px = Covered.of(face_idx)
+    F = face_depth.shape[1]
+    depth = face_depth.reshape(-1, 3)[px.batch * F + px.face]
+    return px.spread(perspective_weights(px.take(bary), depth))
 
 
 def face_normals(face_vertices: Tensor, unit: bool = True) -> Tensor:
@@ -53,8 +64,8 @@ def face_normals(face_vertices: Tensor, unit: bool = True) -> Tensor:
 
 def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
     """[B, V, 3] unit vertex normals: the area-weighted sum of the adjacent faces' normals."""
+    B, V = verts.shape[:2]
     n = face_normals(verts[:, faces], unit=False)  # [B, F, 3], length = 2 x area
-    out = torch.zeros_like(verts)
-    for k in range(3):
-        out = out.index_add(1, faces[:, k], n)
+    rows = (faces.T.reshape(1, -1) + V * torch.arange(B, device=verts.device)[:, None]).reshape(-1)
+    out = scatter_add_rows(rows, n.repeat(1, 3, 1).reshape(-1, 3), B * V).view(B, V, 3)
     return torch.nn.functional.normalize(out, dim=-1, eps=1e-12)

@@ -14,6 +14,7 @@ from ganfactory.render.io.ac3d import (
     AC3DMaterial,
     AC3DModel,
     AC3DObject,
+    TextureWarning,
     clean_ac3d_name,
     load_texture,
     parse_ac3d,
@@ -28,6 +29,7 @@ __all__ = [
     "AC3DObject",
     "LOADERS",
     "SAVERS",
+    "TextureWarning",
     "clean_ac3d_name",
     "load_mesh",
     "load_texture",
@@ -37,27 +39,32 @@ __all__ = [
 ]
 
 LOADERS = {
-    ".ac": lambda path: read_ac3d(path).mesh,
-    ".acc": lambda path: read_ac3d(path).mesh,
+    ".ac": lambda path, require_textures: read_ac3d(path, require_textures=require_textures).mesh,
+    ".acc": lambda path, require_textures: read_ac3d(path, require_textures=require_textures).mesh,
     ".obj": load_obj,
     ".ply": load_ply,
-    ".glb": load_glb,
-    ".gltf": load_glb,
+    ".glb": lambda path, require_textures: load_glb(path),
+    ".gltf": lambda path, require_textures: load_glb(path),
 }
-"""Suffix -> reader; each returns a Mesh with a batch of one."""
+"""Suffix -> reader ``(path, require_textures)``; each returns a Mesh with a batch of one (GLB embeds
+its textures, so the flag has nothing to check there)."""
 
 SAVERS = {".obj": save_obj, ".ply": save_ply, ".glb": save_glb}
 """Suffix -> writer; each takes (mesh with a batch of one, path)."""
 
 
-def load_mesh(path: str | Path) -> Mesh:
-    """Read a mesh file (.ac, .acc, .obj, .ply, .glb, .gltf) into a Mesh with a batch of one."""
+def load_mesh(path: str | Path, require_textures: bool = False) -> Mesh:
+    """Read a mesh file (.ac, .acc, .obj, .ply, .glb, .gltf) into a Mesh with a batch of one.
+
+    A texture the file names but that is not beside it, or that cannot be decoded, leaves its faces
+    untextured with one ``TextureWarning`` each; ``require_textures=True`` raises instead.
+    """
     suffix = Path(path).suffix.lower()
     if suffix not in LOADERS:
         raise ValueError(f"cannot read {str(path)!r}: the suffix must be one of {sorted(LOADERS)}")
     if not Path(path).is_file():
         raise FileNotFoundError(f"no mesh file at {path}")
-    return LOADERS[suffix](path)
+    return LOADERS[suffix](path, require_textures)
 
 
 def save_mesh(mesh: Mesh, path: str | Path) -> None:

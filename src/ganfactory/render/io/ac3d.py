@@ -43,6 +43,8 @@ __all__ = [
     "clean_ac3d_name",
     "find_beside",
     "load_texture",
+    "TextureSet",
+    "TextureWarning",
     "parse_ac3d",
     "read_ac3d",
 ]
@@ -144,18 +146,78 @@ def find_beside(directory: Path, name: str) -> Path | None:
 
 
 def load_texture(path: str | Path) -> torch.Tensor:
-    """[1, 4, H, W] float32 RGBA in [0, 1], rows top to bottom; reads SGI .rgb, PNG, JPEG (Pillow)."""
-    with Image.open(path) as image:
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+    """[1, 4, H, W] float32 RGBA in [0, 1], rows top to bottom; reads SGI .rgb, PNG, JPEG (Pillow).
+
+    A file Pillow cannot decode (an unknown format, or an SGI mode it does not support, such as
+    2-channel grey + alpha) raises ValueError naming the file.
+    """
+    try:
+        with Image.open(path) as image:
+            rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, SyntaxError) as error:
+        raise ValueError(f"cannot read texture {path}: {error}") from None
     return torch.from_numpy(rgba).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def read_ac3d(path: str | Path, *, z_up: bool = False, load_textures: bool = True) -> AC3DModel:
+class TextureWarning(UserWarning):
+    """A mesh file names a texture that is missing or unreadable; the faces using it load untextured."""
+
+
+class TextureSet:
+    """The textures one mesh file names: each found beside the file and read once.
+
+    Why: models from other collections keep textures in a shared folder, or in formats Pillow cannot
+    read; the geometry is still worth loading. A bad texture gives one ``TextureWarning`` per name
+    (the faces that use it get index -1, untextured), or an error when ``require`` is set.
+    """
+
+    def __init__(self, directory: Path, source: str, require: bool) -> None:
+        self.directory, self.source, self.require = directory, source, require
+        self.paths: list[Path] = []
+        self.textures: list[torch.Tensor] = []
+        self._bad: set[str] = set()
+
+    def index(self, name: str, user: str = "") -> int:
+        """Index of texture ``name`` in ``textures`` (read on first use), or -1 when it cannot be had.
+
+        ``user`` says who names it, for messages (e.g. " of object 'body'").
+        """
+        found = find_beside(self.directory, name)
+        if found is None:
+            if self.require:
+                raise FileNotFoundError(f"{self.source}: texture {name!r}{user} is not in {self.directory}")
+            return self._warn(name, f"texture {name!r}{user} is not in {self.directory}")
+        if found in self.paths:
+            return self.paths.index(found)
+        try:
+            texture = load_texture(found)
+        except ValueError as error:
+            if self.require:
+                raise ValueError(f"{self.source}: {error}") from None
+            return self._warn(name, str(error))
+        self.paths.append(found)
+        self.textures.append(texture)
+        return len(self.textures) - 1
+
+    def _warn(self, name: str, message: str) -> int:
+        if name not in self._bad:
+            self._bad.add(name)
+            warnings.warn(f"{self.source}: {message}; its faces load untextured "
+                          "(require_textures=True refuses the file instead)", TextureWarning, stacklevel=4)
+        return -1
+
+
+def read_ac3d(path: str | Path, *, z_up: bool = False, load_textures: bool = True,
+              require_textures: bool = False) -> AC3DModel:
     """Read an .ac/.acc file; textures are looked up beside it (case-insensitively).
 
     ``z_up=True`` returns TORCS' z-up frame instead of the file's y-up one (see the module docstring).
     ``load_textures=False`` reads geometry only (faster; ``textures`` stay empty, ``face_texture``
-    is -1). A texture named in the file but absent beside it raises FileNotFoundError.
+    is -1). A texture that is not beside the file, or that cannot be decoded, leaves its faces
+    untextured with one ``TextureWarning`` per texture; ``require_textures=True`` raises instead
+    (FileNotFoundError for a missing one, ValueError for an unreadable one).
     """
     path = Path(path)
     try:
@@ -163,16 +225,19 @@ def read_ac3d(path: str | Path, *, z_up: bool = False, load_textures: bool = Tru
     except FileNotFoundError:
         raise FileNotFoundError(f"no AC3D file at {path}") from None
     return parse_ac3d(text, directory=path.parent, z_up=z_up, load_textures=load_textures,
-                      source=str(path))
+                      source=str(path), require_textures=require_textures)
 
 
 def parse_ac3d(text: str, *, directory: str | Path | None = None, z_up: bool = False,
-               load_textures: bool = True, source: str = "<text>") -> AC3DModel:
-    """Parse AC3D text; ``directory`` is where textures are looked up (None: textures not loaded)."""
+               load_textures: bool = True, source: str = "<text>", require_textures: bool = False) -> AC3DModel:
+    """Parse AC3D text; ``directory`` is where textures are looked up (None: textures not loaded).
+
+    Bad textures: as ``read_ac3d``.
+    """
     parser = _Parser(text.splitlines(), source)
     parser.parse()
     return parser.build(Path(directory) if directory is not None else None, z_up=z_up,
-                        load_textures=load_textures and directory is not None)
+                        load_textures=load_textures and directory is not None, require_textures=require_textures)
 
 
 class _Parser:
@@ -389,7 +454,8 @@ class _Parser:
                                  face_start=face_start, face_stop=self.num_faces,
                                  world_from_object=world))
 
-    def build(self, directory: Path | None, *, z_up: bool, load_textures: bool) -> AC3DModel:
+    def build(self, directory: Path | None, *, z_up: bool, load_textures: bool,
+              require_textures: bool = False) -> AC3DModel:
         # Objects were appended after their own surfaces were read but before their kids, so the
         # list is in depth-first pre-order and the indices recorded for parents are right.
         frame = Z_UP_FROM_AC3D if z_up else np.eye(3)
@@ -414,20 +480,11 @@ class _Parser:
 
         objects, face_parts = [], np.zeros(len(faces), dtype=np.int64)
         face_texture = np.full(len(faces), -1, dtype=np.int64)
-        textures: list[torch.Tensor] = []
-        texture_paths: list[Path] = []
+        found = TextureSet(directory, self.source, require_textures) if load_textures else None
         for k, o in enumerate(self.objects):
             face_parts[o["face_start"]:o["face_stop"]] = k
-            if load_textures and o["texture"] and o["face_stop"] > o["face_start"]:
-                found = find_beside(directory, o["texture"])
-                if found is None:
-                    raise FileNotFoundError(
-                        f"{self.source}: texture {o['texture']!r} of object {o['name']!r} is not in "
-                        f"{directory}; put it there or read with load_textures=False")
-                if found not in texture_paths:
-                    texture_paths.append(found)
-                    textures.append(load_texture(found))
-                face_texture[o["face_start"]:o["face_stop"]] = texture_paths.index(found)
+            if found is not None and o["texture"] and o["face_stop"] > o["face_start"]:
+                face_texture[o["face_start"]:o["face_stop"]] = found.index(o["texture"], f" of object {o['name']!r}")
             world = frame4 @ o["world_from_object"]
             objects.append(AC3DObject(
                 name=o["name"], kind=o["kind"], parent=o["parent"], texture=o["texture"],
@@ -442,7 +499,7 @@ class _Parser:
             vert_normals=(torch.from_numpy(normals.astype(np.float32)).unsqueeze(0)
                           if normals is not None else None),
             face_uvs=torch.from_numpy(face_uvs.astype(np.float32)),
-            textures=tuple(textures),
+            textures=tuple(found.textures) if found is not None else (),
             face_texture=torch.from_numpy(face_texture),
             face_colors=torch.from_numpy(rgb[mats]) if len(mats) else torch.zeros(0, 3),
             face_alpha=torch.from_numpy(1.0 - trans[mats]) if len(mats) else torch.zeros(0),
@@ -453,7 +510,8 @@ class _Parser:
         if len(faces) == 0:
             warnings.warn(f"{self.source}: no triangles (only lines or empty objects)", stacklevel=3)
         return AC3DModel(mesh=mesh, objects=tuple(objects), materials=tuple(materials),
-                         face_material=torch.from_numpy(mats), texture_paths=tuple(texture_paths))
+                         face_material=torch.from_numpy(mats),
+                         texture_paths=tuple(found.paths) if found is not None else ())
 
 
 def _quoted(rest: str) -> str:

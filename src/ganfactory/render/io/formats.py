@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganfactory.render.io.ac3d import find_beside, load_texture
+from ganfactory.render.io.ac3d import TextureSet, find_beside
 from ganfactory.render.mesh import Mesh
 
 __all__ = ["load_obj", "load_ply", "load_glb", "save_obj", "save_ply", "save_glb"]
@@ -182,10 +182,11 @@ def _obj_name(names: tuple[str, ...], part: int) -> str:
     return " ".join((names[part] if part < len(names) else f"part{part}").split())
 
 
-def load_obj(path: str | Path) -> Mesh:
+def load_obj(path: str | Path, require_textures: bool = False) -> Mesh:
     """Read an OBJ: polygons as fans, ``o``/``g`` lines as parts, ``usemtl`` with ``Kd``, ``d``, ``map_Kd``.
 
     The part names of a file with neither ``o`` nor ``g`` lines are empty and ``face_parts`` is None.
+    A missing or unreadable ``map_Kd`` texture: as ``read_ac3d`` (warn, or raise with ``require_textures``).
     """
     path = Path(path)
     verts, uvs = [], []
@@ -233,7 +234,7 @@ def load_obj(path: str | Path) -> Mesh:
     if not has_uv:
         face_uvs = None
 
-    textures, texture_of = [], {}
+    found = TextureSet(path.parent, str(path), require_textures)
     F = len(faces)
     face_texture = np.full(F, -1, dtype=np.int64)
     colors = np.ones((F, 3))
@@ -244,10 +245,8 @@ def load_obj(path: str | Path) -> Mesh:
             continue
         colors[f], alpha[f] = m["Kd"], m["d"]
         if m["map_Kd"] is not None and face_uvs is not None:
-            if m["map_Kd"] not in texture_of:
-                texture_of[m["map_Kd"]] = len(textures)
-                textures.append(load_texture(m["map_Kd"]))
-            face_texture[f] = texture_of[m["map_Kd"]]
+            face_texture[f] = found.index(m["map_Kd"], f" of material {name!r}")
+    textures = found.textures
     parts = None
     if part_names:
         parts = np.array(face_parts)
@@ -277,10 +276,7 @@ def _read_mtl(path: Path) -> dict[str, dict]:
         elif tokens[0] == "Tr":
             current["d"] = 1.0 - float(tokens[1])
         elif tokens[0] == "map_Kd":
-            found = find_beside(path.parent, tokens[-1])
-            if found is None:
-                raise FileNotFoundError(f"{path}: texture {tokens[-1]!r} is not beside the file")
-            current["map_Kd"] = found
+            current["map_Kd"] = tokens[-1]
     return materials
 
 
@@ -316,8 +312,11 @@ def save_ply(mesh: Mesh, path: str | Path) -> None:
     path.write_bytes(head + b"\n" + "\n".join(comments).encode() + sep + body if comments else data)
 
 
-def load_ply(path: str | Path) -> Mesh:
-    """Read a PLY through trimesh; UVs (``s``/``t`` or ``u``/``v``), ``part`` and the texture when present."""
+def load_ply(path: str | Path, require_textures: bool = False) -> Mesh:
+    """Read a PLY through trimesh; UVs (``s``/``t`` or ``u``/``v``), ``part`` and the texture when present.
+
+    A missing or unreadable texture: as ``read_ac3d`` (warn, or raise with ``require_textures``).
+    """
     import trimesh
 
     path = Path(path)
@@ -331,11 +330,10 @@ def load_ply(path: str | Path) -> Mesh:
     texture_name = next((line.split(None, 2)[2] for line in header
                          if line.startswith("comment TextureFile")), None)
     if texture_name is not None and face_uvs is not None:
-        found = find_beside(path.parent, texture_name)
-        if found is None:
-            raise FileNotFoundError(f"{path}: texture {texture_name!r} is not beside the file")
-        textures.append(load_texture(found))
-        face_texture = np.zeros(len(faces), dtype=np.int64)
+        found = TextureSet(path.parent, str(path), require_textures)
+        if found.index(texture_name) == 0:
+            textures = found.textures
+            face_texture = np.zeros(len(faces), dtype=np.int64)
     raw = tm.metadata.get("_ply_raw", {}).get("face", {}).get("data")
     parts, part_names = None, []
     if raw is not None and raw.dtype.names and "part" in raw.dtype.names:
