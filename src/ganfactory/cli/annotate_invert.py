@@ -39,8 +39,8 @@ def register_verb(verbs) -> None:
 def run_invert(args: argparse.Namespace) -> None:
     from ganfactory.annotate import AnnotationSet
     from ganfactory.annotate.inversion import REPORT, invert_annotations, invert_labeled_dataset
+    from ganfactory.cli.checkpoint import read_checkpoint
     from ganfactory.gan.invert import InversionConfig
-    from ganfactory.gan.io import read_any
 
     if (args.images is None) != (args.labels is None):
         raise GanfactoryError("--images and --labels go together")
@@ -48,7 +48,7 @@ def run_invert(args: argparse.Namespace) -> None:
         raise GanfactoryError("pass either --dataset or --images/--labels, not both")
     if min(args.w_steps, args.wplus_steps) < 0 or args.batch < 1:
         raise GanfactoryError("--w-steps and --wplus-steps must be >= 0 and --batch positive")
-    ckpt = read_any(args.generator, device=args.device)
+    ckpt = read_checkpoint(args.generator, "annotate invert", device=args.device)
     G, D = ckpt.generator, None if args.no_discriminator else ckpt.discriminator
     config = InversionConfig(w_steps=args.w_steps, wplus_steps=args.wplus_steps, seed=args.seed)
     progress = not args.quiet
