@@ -1,7 +1,6 @@
 """Rendering car samples: determinism, labels = front faces, keypoint visibility, cameras, silhouettes."""
 
 import dataclasses
-import time
 
 import pytest
 import torch
@@ -173,13 +172,8 @@ def test_backgrounds_are_deterministic_and_of_every_kind():
         assert (spread == 0) if kind == "plain" else (spread > 0.005), kind
 
 
-def test_throughput_and_contact_sheet(cars, tmp_path):
-    car = cars["car8-trb1"]
-    start = time.perf_counter()
-    for seed in range(10):
-        render_car_sample(car, sample_variation(seed, [car.car_id]), SETTINGS)
-    per_sample = (time.perf_counter() - start) / 10
-    assert per_sample < 1.0, f"{per_sample:.3f} s per 64 px sample"
+def test_contact_sheet(cars, tmp_path):
+    """(Render speed is a benchmark's business, not a test's: a timed assertion fails on a busy machine.)"""
     sheet = contact_sheet([cars["car1-trb1"], cars["p406"]], seeds_per_car=2, settings=SETTINGS)
     assert sheet.size == (4 * 128, 2 * (128 + 12))
     sheet.save(tmp_path / "sheet.png")

@@ -263,14 +263,14 @@ def assemble_car(car_id: str, torcs_root: str | Path | None = None) -> Car:
     body_path = car_dir / f"{car_id}.acc"
     if not body_path.is_file():
         raise FileNotFoundError(f"{car_dir}: the body model {body_path.name} is missing")
-    body = read_ac3d(body_path, z_up=True)
+    body = read_ac3d(body_path, z_up=True, require_textures=True)
     pieces: list[_Piece] = [_body_piece(body, car_id)]
 
     if spec.wheel_set is not None:
         wheel_path = find_torcs_root(torcs_root) / "wheels" / spec.wheel_set / "wheel0.acc"
         if not wheel_path.is_file():
             raise FileNotFoundError(f"{car_id}: 3-D wheel set {spec.wheel_set!r} not found at {wheel_path}")
-        wheel_model = read_ac3d(wheel_path, z_up=True)
+        wheel_model = read_ac3d(wheel_path, z_up=True, require_textures=True)
         for w in spec.wheels:
             pieces.append(_wheel3d_piece(wheel_model, w))
     else:
