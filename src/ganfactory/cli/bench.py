@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from ganfactory.cli import bench_cars3d
 from ganfactory.errors import GanfactoryError
 
 
@@ -35,6 +36,7 @@ def register(sub) -> None:
     c.add_argument("--threads", type=int, default=None, help="intra-op threads (default 1: fastest on a busy CPU)")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=run_cars)
+    bench_cars3d.register(verbs)
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
