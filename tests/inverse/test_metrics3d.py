@@ -1,15 +1,18 @@
 """3-D scores against truth: identities of the point metrics, and the whole scoring on a known mesh."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from ganfactory.cli import main
 from ganfactory.datasets.labeled import LabeledSample, Schema, write_labeled_dataset
 from ganfactory.inverse.bench3d import score_model
 from ganfactory.inverse.camera import OrbitCamera
 from ganfactory.inverse.metrics3d import chamfer_fscore, exterior_faces, hard_iou, normalise_points, sample_surface
+from ganfactory.inverse.model import save_model
 from ganfactory.inverse.network import InverseGraphicsNet, NetworkConfig
 from ganfactory.render import Mesh, RasterSettings, Renderer, icosphere
 from ganfactory.render.io import save_mesh
@@ -48,9 +51,10 @@ def test_hard_iou():
     assert hard_iou(a, b).tolist() == pytest.approx([1 / 3, 1.0])
 
 
-def test_scores_of_a_network_that_predicts_the_true_mesh(tmp_path):
-    """A zeroed network predicts its template ellipsoid at a fixed camera: scored against that very ellipsoid
-    seen from that camera, every measure is perfect; seen from 90 degrees further round, the azimuth is off by 90."""
+@pytest.fixture()
+def known_mesh_split(tmp_path):
+    """A zeroed network (it predicts its template ellipsoid at a fixed camera) and a two-sample test3d-like split
+    of that very ellipsoid: seen from the network's camera, and from 90 degrees further round."""
     config = NetworkConfig(image_size=32, latent=16, channels=(8, 8, 8, 8), texture_size=8,
                            half_extents=(2.0, 0.9, 0.6), centre=(0.0, 0.0, 0.6), t_init=(0.0, 0.0, -9.0))
     net = InverseGraphicsNet(config)
@@ -78,6 +82,11 @@ def test_scores_of_a_network_that_predicts_the_true_mesh(tmp_path):
 
     write_labeled_dataset(root, Schema.from_names(["background", "car"]), 2, sample, coco_object=None)
     save_mesh(truth.replace(face_colors=torch.ones(truth.num_faces, 3)), root / "meshes" / "blob.glb")
+    return net, root
+
+
+def test_scores_of_a_network_that_predicts_the_true_mesh(known_mesh_split):
+    net, root = known_mesh_split
     scores, sheet = score_model(net, root, progress=False)
     first, second = scores["samples"]
     assert first["input_iou"] == pytest.approx(1.0) and first["multiview_iou"] == pytest.approx(1.0)
@@ -86,3 +95,18 @@ def test_scores_of_a_network_that_predicts_the_true_mesh(tmp_path):
     assert second["azimuth_error_deg"] == pytest.approx(90.0, abs=1e-3)
     assert second["input_iou_true_camera"] == pytest.approx(1.0) and second["input_iou"] < 0.9
     assert sheet.shape[0] > 2 * 32 and sheet.dtype == np.uint8
+
+
+def test_bench_cars3d_cli_scores_a_given_model_and_resumes(tmp_path, known_mesh_split):
+    net, root = known_mesh_split
+    model = save_model(net, tmp_path / "model")
+    args = ["bench", "cars3d", "--out", str(tmp_path / "bench"), "--model", f"real={model}", "--test3d", str(root),
+            "--quiet"]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert results["arms"]["real"]["summary"]["azimuth_error_median_deg"] == pytest.approx(45.0, abs=1e-2)
+    assert "<table" in (tmp_path / "bench" / "report.html").read_text()
+    scores = tmp_path / "bench" / "arms" / "real" / "scores.json"
+    stamp = scores.stat().st_mtime_ns
+    assert main(args) == 0 and scores.stat().st_mtime_ns == stamp  # resumed: the scoring stage is skipped
+    assert main(args[:-1] + ["--arms", "real,gan-single", "--quiet"]) == 2  # other settings are refused
