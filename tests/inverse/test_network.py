@@ -127,3 +127,20 @@ def test_fitting_one_known_mesh_improves_iou():
         opt.step()
     after = iou()
     assert after > before + 0.1 and after > 0.8, (before, after)
+
+
+def test_sh_light_starts_uniform_and_trains():
+    """With --sh-lighting the light head starts as irradiance 1 (the render equals the unlit albedo) and gets
+    a gradient from the colour loss."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    images, masks, cam = _target_views(2)
+    net = InverseGraphicsNet(dataclasses.replace(TINY, sh_lighting=True))
+    pred = net(images)
+    renderer = Renderer(RasterSettings((32, 32)))
+    lit = renderer(net.mesh(pred), cam.to_camera((32, 32)), pred.light)
+    unlit = renderer(net.mesh(pred), cam.to_camera((32, 32)))
+    assert torch.allclose(lit.image, unlit.image, atol=1e-5)
+    reconstruction_terms(lit.image, lit.soft_mask, images, masks)["color"].backward()
+    assert float(net.light.weight.grad.abs().sum()) > 0
