@@ -71,10 +71,9 @@ def export_reconstruction(net: InverseGraphicsNet, prediction: Prediction, i: in
     size = net.config.image_size
     paths = Reconstruction(out / f"{stem}.glb", out / f"{stem}.obj", out / f"{stem}.camera.json",
                            out / f"{stem}.render.png")
-    with atomic_path(paths.glb) as tmp:
-        save_mesh(mesh, tmp.with_suffix(".glb"))
-        tmp.with_suffix(".glb").replace(tmp)
-    save_mesh(mesh, paths.obj)  # writes the .mtl and texture beside it
+    with atomic_path(paths.glb) as tmp:  # the temporary name keeps the .glb suffix that save_mesh reads
+        save_mesh(mesh, tmp)
+    save_mesh(mesh, paths.obj)  # also writes the .mtl and the texture PNG beside it (not atomically)
     camera = prediction.camera.detach()
     info = camera.to_json(i, (size, size))
     info["lighting"] = ("sh9" if prediction.light is not None else "baked into the texture")
