@@ -5,7 +5,8 @@ One loader for both kinds of data the project makes:
 - the cars renders (``ganfactory cars build``): meta has ``camera`` (OpenCV K, R, t in the object frame),
   ``azimuth_deg``, ``elevation_deg``, ``fov_deg`` and ``car_id``;
 - the GAN multi-view data (``ganfactory multiview build``): meta has ``azimuth_deg``, ``elevation_deg``,
-  ``distance`` (the camera looks at the origin) and ``fov_deg``, plus ``view_code`` and ``content_id``.
+  ``distance`` (the camera looks at the origin) and ``fov_deg`` (beside the other keys or under ``camera``),
+  plus ``view_code`` and ``content_id``.
 
 The mask is ``label != 0`` (class 0 is the background). Samples sharing a content id (multi-view data) or a
 car (renders) are views of one object: training predicts from one and renders into another. The frame is the
@@ -39,23 +40,26 @@ class InverseDataError(GanfactoryError, ValueError):
 
 def camera_from_meta(meta: dict) -> tuple[float, float, tuple[float, float, float], float]:
     """(azimuth rad, elevation rad, view-space t, fov_y rad) of one sample's metadata."""
+    camera = meta.get("camera")
+    if isinstance(camera, dict) and "azimuth_deg" in camera and "azimuth_deg" not in meta:
+        meta = {**meta, **camera}  # the orbit written under "camera" instead of beside it
     missing = [k for k in ("azimuth_deg", "elevation_deg") if k not in meta]
     if missing:
         raise InverseDataError(f"sample {meta.get('id')!r} has no {', '.join(missing)} in its metadata: inverse "
                                "graphics needs a camera per sample (cars renders or multi-view data)")
     az, el = math.radians(float(meta["azimuth_deg"])), math.radians(float(meta["elevation_deg"]))
-    camera = meta.get("camera")
     if isinstance(camera, dict) and "t" in camera:
         t_cv = np.asarray(camera["t"], dtype=np.float64)
         t = tuple(float(v) for v in np.asarray(CV_FROM_VIEW) @ t_cv)
         K = np.asarray(camera["K"], dtype=np.float64)
         H = 2.0 * K[1, 2] + 1.0
         fov = 2.0 * math.atan(H / (2.0 * K[1, 1]))
-    elif "distance" in meta:
+    elif "distance" in meta and "fov_deg" in meta:
         t = (0.0, 0.0, -float(meta["distance"]))
-        fov = math.radians(float(meta.get("fov_deg", 30.0)))
+        fov = math.radians(float(meta["fov_deg"]))
     else:
-        raise InverseDataError(f"sample {meta.get('id')!r} has neither a camera (K, R, t) nor a distance")
+        raise InverseDataError(f"sample {meta.get('id')!r} has neither a camera (K, R, t) nor a distance "
+                               "and fov_deg")
     return az, el, t, fov  # type: ignore[return-value]
 
 
