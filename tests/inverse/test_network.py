@@ -60,7 +60,8 @@ def test_orbit_camera_matches_the_cars_look_at_and_meta():
     again = OrbitCamera(torch.tensor([a]), torch.tensor([e]), torch.tensor([tv]), fov).to_camera((64, 64))
     assert torch.allclose(again.R, cam.R, atol=1e-6) and torch.allclose(again.t, cam.t, atol=1e-5)
     # Multi-view meta: a distance to the origin.
-    assert camera_from_meta({"azimuth_deg": 90, "elevation_deg": 10, "distance": 5.0, "fov_deg": 30})[2] == (0.0, 0.0, -5.0)
+    orbit = {"azimuth_deg": 90, "elevation_deg": 10, "distance": 5.0, "fov_deg": 30}
+    assert camera_from_meta(orbit)[2] == (0.0, 0.0, -5.0)
     nested = camera_from_meta({"camera": {"azimuth_deg": 90, "elevation_deg": 10, "distance": 5.0, "fov_deg": 20}})
     assert nested[0] == pytest.approx(math.pi / 2) and nested[2] == (0.0, 0.0, -5.0)
     assert nested[3] == pytest.approx(math.radians(20))
