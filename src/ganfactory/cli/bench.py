@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from ganfactory.cli import bench_cars3d
 from ganfactory.cli.options import add_device, add_generator, check_out_dir
 from ganfactory.errors import GanfactoryError
 
@@ -37,6 +38,7 @@ def register(sub) -> None:
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     add_device(c)
     c.set_defaults(func=run_cars)
+    bench_cars3d.register(verbs)
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:

@@ -1,0 +1,119 @@
+"""One image in, a textured mesh file and its camera out: ``ganfactory reconstruct``.
+
+Per image ``DIR/<stem>.glb`` (textured; trimesh, Blender and three.js open it), ``DIR/<stem>.obj`` (+ .mtl and
+the texture PNG), ``DIR/<stem>.camera.json`` (the predicted camera: orbit parameters and OpenCV K, R, t) and
+``DIR/<stem>.render.png`` (the mesh rendered with that camera, beside the input, for a quick look).
+
+Frame of the files: the object frame of ``ganfactory.inverse.camera`` (x forward, y left, z up; metres for
+models trained on the cars renders), the same as the cars benchmark's true meshes (``test3d/meshes``), so a
+reconstruction and its truth overlay without a transform. glTF viewers take +y as up: rotate by -90 degrees
+about x to stand the car on the ground there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ganfactory.atomic import atomic_path, write_json
+from ganfactory.errors import GanfactoryError
+from ganfactory.inverse.network import InverseGraphicsNet, Prediction
+from ganfactory.render import Mesh, RasterSettings, Renderer
+from ganfactory.render.io import save_mesh
+
+__all__ = ["Reconstruction", "export_reconstruction", "load_image", "reconstruct_images", "sample_mesh"]
+
+
+def load_image(path: str | Path, size: int) -> torch.Tensor:
+    """[3, size, size] float in [0, 1]: the image centre-cropped to a square and resized."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+    except FileNotFoundError:
+        raise GanfactoryError(f"{path}: no such image") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise GanfactoryError(f"{path}: not an image Pillow can read ({e})") from None
+    w, h = im.size
+    side = min(w, h)
+    im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+    if side != size:
+        im = im.resize((size, size), Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def sample_mesh(net: InverseGraphicsNet, prediction: Prediction, i: int) -> Mesh:
+    """Sample ``i`` of a prediction as a textured mesh with a batch of one (what the files hold)."""
+    full = net.mesh(prediction)
+    return full.replace(verts=full.verts[i:i + 1].detach(), textures=(full.textures[0][i:i + 1].detach(),))
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """The files written for one image."""
+
+    glb: Path
+    obj: Path
+    camera: Path
+    render: Path
+
+
+def export_reconstruction(net: InverseGraphicsNet, prediction: Prediction, i: int, image: torch.Tensor,
+                          out: Path, stem: str) -> Reconstruction:
+    """Write sample ``i``'s GLB, OBJ, camera JSON and a render beside its input (each file atomically)."""
+    out.mkdir(parents=True, exist_ok=True)
+    mesh = sample_mesh(net, prediction, i)
+    size = net.config.image_size
+    paths = Reconstruction(out / f"{stem}.glb", out / f"{stem}.obj", out / f"{stem}.camera.json",
+                           out / f"{stem}.render.png")
+    with atomic_path(paths.glb) as tmp:  # the temporary name keeps the .glb suffix that save_mesh reads
+        save_mesh(mesh, tmp)
+    save_mesh(mesh, paths.obj)  # also writes the .mtl and the texture PNG beside it (not atomically)
+    camera = prediction.camera.detach()
+    info = camera.to_json(i, (size, size))
+    info["lighting"] = ("sh9" if prediction.light is not None else "baked into the texture")
+    if prediction.light is not None:
+        info["sh9"] = prediction.light.coeffs[i].detach().tolist()
+    write_json(paths.camera, info)
+    with torch.no_grad():
+        one = camera.index(slice(i, i + 1)).to_camera((size, size))
+        light = None if prediction.light is None else type(prediction.light)(prediction.light.coeffs[i:i + 1])
+        rendered = Renderer(RasterSettings((size, size), supersample=2))(mesh, one, light,
+                                                                         background=torch.ones(3))
+    pair = torch.cat([image.clamp(0, 1), rendered.image[0].clamp(0, 1)], dim=2)
+    array = (pair.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    with atomic_path(paths.render) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+    return paths
+
+
+def reconstruct_images(net: InverseGraphicsNet, paths: list[Path], out: str | Path, device: str = "cpu",
+                       batch: int = 16) -> list[dict]:
+    """Reconstruct every image of ``paths`` into ``out``; returns one record per image (files, seconds)."""
+    out = Path(out)
+    stems = [p.stem for p in paths]
+    if len(set(stems)) != len(stems):
+        raise GanfactoryError("two input images share a file name stem; their outputs would collide")
+    size = net.config.image_size
+    records = []
+    net.eval()
+    for start in range(0, len(paths), batch):
+        chunk = paths[start:start + batch]
+        images = torch.stack([load_image(p, size) for p in chunk])
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            prediction = net(images.to(device))
+        predict_s = (time.perf_counter() - t0) / len(chunk)
+        for k, path in enumerate(chunk):
+            t1 = time.perf_counter()
+            files = export_reconstruction(net, prediction, k, images[k], out, path.stem)
+            records.append({"image": str(path), "glb": str(files.glb), "obj": str(files.obj),
+                            "camera": json.loads(files.camera.read_text()),
+                            "seconds_predict": round(predict_s, 4),
+                            "seconds_export": round(time.perf_counter() - t1, 4)})
+    return records

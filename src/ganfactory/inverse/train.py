@@ -1,0 +1,283 @@
+"""Training the inverse-graphics network through the DIB-R renderer: resumable, one thread by default.
+
+Each iteration predicts a mesh, texture (and light) from one view of each object and renders it into that
+view and, with ``views=2``, into another view of the same object (the data's camera), scoring the renders
+with GANverse3D's losses; the camera head learns the data's camera.
+
+Run directory::
+
+    RUN/train.json                 the resolved settings (written first; a resume with others is refused)
+    RUN/checkpoints/it<N>.safetensors   model + Adam state + RNG, the state JSON in the file's metadata
+                                   (one file, written atomically; the newest two are kept)
+    RUN/model/{config.json, model.safetensors}   the weights-only model (``load_model``), at every checkpoint
+    RUN/log.jsonl                  loss terms every ``log_every`` iterations
+    RUN/val.jsonl                  held-out silhouette IoU and azimuth error at every checkpoint
+    RUN/done.json                  written last: iterations, wall time, peak memory
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from ganfactory.atomic import atomic_path, write_json
+from ganfactory.errors import GanfactoryError
+from ganfactory.inverse.camera import OrbitCamera, wrap_degrees
+from ganfactory.inverse.data import ViewData, load_views
+from ganfactory.inverse.losses import (
+    DiscriminatorFeatures,
+    LossWeights,
+    camera_loss,
+    mesh_terms,
+    perceptual_loss,
+    reconstruction_terms,
+    weighted_total,
+)
+from ganfactory.inverse.model import save_model
+from ganfactory.inverse.network import InverseGraphicsNet, NetworkConfig
+from ganfactory.render import RasterSettings, Renderer, edge_face_pairs
+
+__all__ = ["TrainConfig", "quick_config", "train"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (recorded in RUN/train.json)."""
+
+    data: str
+    """A LabeledDataset whose samples carry cameras (cars renders or multi-view data)."""
+    iterations: int = 20_000
+    batch: int = 16
+    lr: float = 3e-4
+    """Adam's learning rate (the paper's 1e-4 over 200k iterations; our budgets are 100x shorter)."""
+    views: int = 2
+    """2: render each prediction into its own view and another view of the object; 1: single view."""
+    seed: int = 0
+    holdout: int = 32
+    """The last samples of the data are held out for the validation scores."""
+    max_samples: int | None = None
+    """Use only the first samples of the data (quick runs)."""
+    checkpoint_every: int = 200
+    log_every: int = 25
+    perceptual_features: str | None = "cars64"
+    """The built-in generator (or checkpoint) whose discriminator gives the perceptual features; None: off."""
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    losses: LossWeights = field(default_factory=LossWeights)
+    device: str = "cpu"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.views not in (1, 2):
+            raise GanfactoryError(f"views must be 1 or 2, got {self.views}")
+        for name in ("iterations", "batch", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise GanfactoryError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def quick_config(data: str, **changes) -> TrainConfig:
+    """A few iterations on a few samples: proves the wiring (CI), not the science."""
+    base = dict(data=data, iterations=20, batch=4, max_samples=48, holdout=8, checkpoint_every=10, log_every=5,
+                perceptual_features=None, network=NetworkConfig(texture_size=32))
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def _split(n: int, holdout: int) -> tuple[list[int], list[int]]:
+    holdout = min(holdout, max(n // 4, 1))
+    return list(range(n - holdout)), list(range(n - holdout, n))
+
+
+def _save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
+                     state: dict) -> None:
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in net.state_dict().items()}
+    osd = opt.state_dict()
+    for idx, st in osd["state"].items():
+        for k, v in st.items():
+            tensors[f"optim.{idx}.{k}"] = v.detach().reshape(-1) if v.ndim == 0 else v.detach().contiguous()
+    tensors["rng"] = gen.get_state()
+    meta = {"state": json.dumps(state), "param_groups": json.dumps(osd["param_groups"])}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def _load_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, name = k.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v.reshape(()) if name == "step" else v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    gen.set_state(tensors["rng"])
+    return json.loads(meta["state"])
+
+
+def _latest(ckpt_dir: Path) -> Path | None:
+    found = sorted(ckpt_dir.glob("it*.safetensors"))
+    return found[-1] if found else None
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@torch.no_grad()
+def validate(net: InverseGraphicsNet, data: ViewData, index: list[int], device: str, batch: int = 32) -> dict:
+    """Hard-silhouette IoU in the input view with the data's camera and with the predicted one; azimuth error."""
+    was = net.training
+    net.eval()
+    size = net.config.image_size
+    renderer = Renderer(RasterSettings((size, size)))
+    iou_given, iou_pred, az_err = [], [], []
+    for start in range(0, len(index), batch):
+        b = data.batch(torch.tensor(index[start:start + batch]), device)
+        pred = net(b["images"])
+        mesh = net.mesh(pred)
+        gt = b["masks"] > 0.5
+        for cam in (OrbitCamera(b["azimuth"], b["elevation"], b["t"], data.fov_y), pred.camera):
+            m = renderer(mesh, cam.to_camera((size, size))).face_idx >= 0
+            iou = ((m & gt).flatten(1).sum(1) / (m | gt).flatten(1).sum(1).clamp(min=1)).tolist()
+            (iou_given if cam is not pred.camera else iou_pred).extend(iou)
+        az_err.extend(wrap_degrees(torch.rad2deg(pred.camera.azimuth - b["azimuth"])).abs().tolist())
+    net.train(was)
+    az = torch.tensor(az_err)
+    return {"iou_given_camera": float(torch.tensor(iou_given).mean()),
+            "iou_predicted_camera": float(torch.tensor(iou_pred).mean()),
+            "azimuth_error_median_deg": float(az.median()), "azimuth_within_30": float((az <= 30).float().mean())}
+
+
+def _resolve_network(config: TrainConfig, data: ViewData, train_index: list[int]) -> NetworkConfig:
+    """Fill the data-dependent camera fields: the mean view offset and the field of view."""
+    t = data.t[train_index]
+    return dataclasses.replace(config.network, t_init=tuple(round(float(v), 4) for v in t.mean(0)),
+                               fov_deg=round(math.degrees(data.fov_y), 6))
+
+
+def train(config: TrainConfig, out: str | Path, progress: bool = True) -> Path:
+    """Train (or resume) into ``out``; returns the weights-only model directory ``out/model``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings_path = out / "train.json"
+    if settings_path.is_file():
+        old = json.loads(settings_path.read_text())
+        mine = json.loads(json.dumps(config.to_json()))
+        if {k: v for k, v in old.items() if k != "iterations"} != {k: v for k, v in mine.items() if k != "iterations"}:
+            raise GanfactoryError(f"{out} holds a run with other settings (train.json); use a new --out")
+    write_json(settings_path, config.to_json())
+    torch.set_num_threads(config.threads)
+    device = config.device
+    torch.manual_seed(config.seed)
+
+    n = None
+    if config.max_samples is not None:
+        from ganfactory.datasets.labeled import LabeledDataset
+
+        n = min(len(LabeledDataset(config.data)), config.max_samples)
+    data = load_views(config.data, None if n is None else range(n), progress=progress)
+    train_index, val_index = _split(len(data), config.holdout)
+    net_config = _resolve_network(config, data, train_index)
+    net = InverseGraphicsNet(net_config).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    features = None
+    if config.perceptual_features and config.losses.perceptual > 0:
+        from ganfactory.gan.io import read_any
+
+        disc = read_any(config.perceptual_features).discriminator
+        if disc is None:
+            raise GanfactoryError(f"{config.perceptual_features} has no discriminator for the perceptual term")
+        features = DiscriminatorFeatures(disc).to(device)
+
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    state = {"iteration": 0, "seconds": 0.0, "peak_rss_mb": 0.0}
+    latest = _latest(ckpt_dir)
+    if latest is not None:
+        state = _load_checkpoint(latest, net, opt, gen)
+    if state["iteration"] >= config.iterations:
+        return out / "model"
+
+    size = net_config.image_size
+    renderer = Renderer(RasterSettings((size, size)))
+    faces = net.faces
+    pairs = edge_face_pairs(faces)
+    train_t = torch.tensor(train_index)
+    w = config.losses
+    net.train()
+    bar = tqdm(total=config.iterations, initial=state["iteration"], desc="inverse train", unit="it",
+               disable=not progress)
+    t_start = time.time() - state["seconds"]
+    log = open(out / "log.jsonl", "a")
+    try:
+        while state["iteration"] < config.iterations:
+            it = state["iteration"]
+            idx = train_t[torch.randint(len(train_t), (config.batch,), generator=gen)]
+            views = [data.batch(idx, device)]
+            if config.views == 2:
+                views.append(data.batch(data.partners(idx, gen), device))
+            pred = net(views[0]["images"])
+            mesh = net.mesh(pred)
+            terms = mesh_terms(pred, faces, pairs)
+            color = iou = 0.0
+            for k, view in enumerate(views):
+                light = pred.light
+                if light is not None and k > 0:   # another view has its own lighting: predict it from that view
+                    light = net(view["images"]).light
+                cam = OrbitCamera(view["azimuth"], view["elevation"], view["t"], data.fov_y).to_camera((size, size))
+                rendered = renderer(mesh, cam, light)
+                rec = reconstruction_terms(rendered.image, rendered.soft_mask, view["images"], view["masks"])
+                color = color + rec["color"] / len(views)
+                iou = iou + rec["iou"] / len(views)
+                if k == 0 and features is not None and it >= w.perceptual_start:
+                    target = view["images"] * view["masks"][:, None]
+                    terms["perceptual"] = perceptual_loss(features, rendered.image, target)
+            terms["color"], terms["iou"] = color, iou
+            terms["camera"] = camera_loss(pred, views[0]["azimuth"], views[0]["elevation"], views[0]["t"],
+                                          net.t_scale)
+            total = weighted_total(terms, w)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            state["iteration"] = it + 1
+            bar.update(1)
+            if state["iteration"] % config.log_every == 0 or state["iteration"] == config.iterations:
+                row = {"iteration": state["iteration"], "total": float(total),
+                       **{k: float(v) for k, v in terms.items()}, "seconds": round(time.time() - t_start, 1)}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{float(total):.3f}", iou=f"{float(iou):.3f}", col=f"{float(color):.3f}")
+            if state["iteration"] % config.checkpoint_every == 0 or state["iteration"] == config.iterations:
+                state["seconds"] = time.time() - t_start
+                state["peak_rss_mb"] = max(state["peak_rss_mb"], _peak_rss_mb())
+                scores = validate(net, data, val_index, device)
+                with open(out / "val.jsonl", "a") as f:
+                    f.write(json.dumps({"iteration": state["iteration"], **scores}) + "\n")
+                _save_checkpoint(ckpt_dir / f"it{state['iteration']:07d}.safetensors", net, opt, gen, state)
+                for old in sorted(ckpt_dir.glob("it*.safetensors"))[:-2]:
+                    old.unlink()
+                save_model(net, out / "model", {"iterations": state["iteration"], "data": config.data,
+                                                "train_seconds": round(state["seconds"], 1),
+                                                "peak_rss_mb": round(state["peak_rss_mb"], 1), "val": scores})
+    finally:
+        log.close()
+        bar.close()
+    write_json(out / "done.json", {"iterations": state["iteration"], "seconds": round(state["seconds"], 1),
+                                   "peak_rss_mb": round(state["peak_rss_mb"], 1)})
+    return out / "model"
