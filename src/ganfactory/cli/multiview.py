@@ -9,11 +9,14 @@ from pathlib import Path
 from ganfactory.errors import GanfactoryError
 
 
-def _settings_args(p: argparse.ArgumentParser, cutoff_required: bool = True) -> None:
+def _settings_args(p: argparse.ArgumentParser) -> None:
     """The flags that name the view codes (shared by annotate and build, which must agree)."""
     p.add_argument("--ckpt", default="cars64", help="generator checkpoint path or built-in name (default cars64)")
-    p.add_argument("--cutoff", type=int, required=cutoff_required, default=None,
-                   help="layers [0, cutoff) come from the view code (see 'multiview layers')")
+    cut = p.add_mutually_exclusive_group(required=True)
+    cut.add_argument("--cutoff", type=int, default=None,
+                     help="layers [0, cutoff) come from the view code")
+    cut.add_argument("--layers", default=None,
+                     help="layers.json of 'multiview layers': take its measured cutoff (and store its evidence)")
     p.add_argument("--view-codes", type=int, default=30)
     p.add_argument("--content-codes", type=int, default=32)
     p.add_argument("--first-view-seed", type=int, default=10_000_000)
@@ -21,10 +24,26 @@ def _settings_args(p: argparse.ArgumentParser, cutoff_required: bool = True) -> 
     p.add_argument("--trunc", type=float, default=0.7, help="truncation psi of view and content codes")
 
 
+def _cutoff(args: argparse.Namespace) -> tuple[int, dict | None]:
+    """The cutoff of --cutoff, or of --layers with the sweep's evidence for it."""
+    if args.layers is None:
+        return args.cutoff, None
+    try:
+        sweep = json.loads(Path(args.layers).read_text())
+        cutoff = int(sweep["cutoff"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GanfactoryError(f"{args.layers}: not a layers.json of 'multiview layers' ({e})") from None
+    if sweep.get("generator") not in (None, args.ckpt):
+        raise GanfactoryError(f"{args.layers} measured generator {sweep.get('generator')!r}, not {args.ckpt!r}")
+    row = next(r for r in sweep["variants"] if r["kind"] == "first" and len(r["layers"]) == cutoff)
+    return cutoff, {"layers_json": str(args.layers), "rule": sweep.get("rule"), "row": row,
+                    "settings": sweep.get("settings")}
+
+
 def _settings(args: argparse.Namespace, interpreter: str = ""):
     from ganfactory.inverse.multiview import MultiviewSettings
 
-    return MultiviewSettings(generator=args.ckpt, interpreter=interpreter, cutoff=args.cutoff,
+    return MultiviewSettings(generator=args.ckpt, interpreter=interpreter, cutoff=_cutoff(args)[0],
                              view_codes=args.view_codes, content_codes=args.content_codes,
                              first_view_seed=args.first_view_seed, first_content_seed=args.first_content_seed,
                              truncation_psi=args.trunc)
@@ -150,7 +169,7 @@ def run_build(args: argparse.Namespace) -> None:
 
     settings = replace(_settings(args, str(args.interpreter)), min_mask=args.min_mask)
     summary = build_multiview(settings, args.cameras, args.out, backend=args.backend, workers=args.workers,
-                              address=args.address, progress=not args.quiet)
+                              address=args.address, progress=not args.quiet, cutoff_evidence=_cutoff(args)[1])
     print(json.dumps(summary))
 
 
