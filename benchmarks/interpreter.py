@@ -108,12 +108,12 @@ def child(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from ganfactory.annotate import Latent, synthesize_latents
     from ganfactory.annotate.synthetic import cluster_centroids, colour_clusters
-    from ganfactory.datasets.labeled import Schema
+    from ganfactory.gan.latent import Latent, synthesize_latents
     from ganfactory.gan.sampling import to_uint8
     from ganfactory.label import FeatureTaps, InterpreterConfig, PixelMLP, TrainingImage, collect_pixels
     from ganfactory.label.features import concat_resized, factorised_first_layer_nhwc
+    from ganfactory.schema import Schema
 
     torch.set_num_threads(args.threads)
     res = args.res
@@ -228,12 +228,13 @@ def trained_generator_report(args: argparse.Namespace) -> dict:
     from PIL import Image
 
     from ganfactory.annotate.synthetic import make_cluster_annotations, make_network_annotations
+    from ganfactory.annotate.training import training_images
     from ganfactory.cli.interpreter import overlay
     from ganfactory.datasets.labeled import LabeledDataset
     from ganfactory.gan import load_generator
     from ganfactory.gan.sampling import image_grid
-    from ganfactory.label import FeatureTaps, InterpreterConfig, train_interpreter, training_images
-    from ganfactory.label.interpreter import pixel_metrics
+    from ganfactory.label import FeatureTaps, InterpreterConfig, train_interpreter
+    from ganfactory.metrics import pixel_metrics
     from ganfactory.synth import SynthConfig, synthesize
 
     torch.set_num_threads(args.threads)

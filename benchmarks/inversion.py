@@ -45,13 +45,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from ganfactory.annotate.inversion import REPORT, invert_labeled_dataset
+    from ganfactory.annotate.training import training_images
     from ganfactory.atomic import write_json
     from ganfactory.downstream.data import relabelled
     from ganfactory.gan import load_generator
     from ganfactory.gan.invert import InversionConfig
     from ganfactory.gan.io import read_any
-    from ganfactory.label import InterpreterConfig, load_interpreter, train_interpreter, training_images
-    from ganfactory.label.interpreter import pixel_metrics
+    from ganfactory.label import InterpreterConfig, load_interpreter, train_interpreter
+    from ganfactory.metrics import pixel_metrics
 
     name = Path(args.ckpt).name
     work = Path(args.work or f"/work/runs/inversion-{name}")

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from ganfactory.datasets.labeled import Schema
 from ganfactory.gan import Generator, GeneratorConfig
 from ganfactory.label import FeatureTaps, Interpreter, PixelMLP
 from ganfactory.label.features import concat_resized
+from ganfactory.schema import Schema
 from ganfactory.synth import SynthConfig, plan_synthesis, write_synth_shard
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,7 +55,7 @@ def interpreter(G: Generator, models: int, classes: int = 8) -> Interpreter:
 @torch.no_grad()
 def naive_label_seconds(G: Generator, interp: Interpreter) -> float:
     """One image labelled the DatasetGAN way: the dense [D, S, S] tensor, then every full model per pixel."""
-    from ganfactory.annotate import Latent, synthesize_latents
+    from ganfactory.gan.latent import Latent, synthesize_latents
 
     _, feats = synthesize_latents(G, [Latent.from_seed(G, 0)], return_features=True)
     t0 = time.perf_counter()
@@ -74,7 +74,7 @@ def flop_ratio(G: Generator, interp: Interpreter) -> tuple[float, float]:
     by DatasetGAN's architecture, so this ratio is what the measured one approaches as the code gets faster."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ganfactory.annotate import Latent, synthesize_latents
+    from ganfactory.gan.latent import Latent, synthesize_latents
 
     with FlopCounterMode(display=False) as gen:
         _, feats = synthesize_latents(G, [Latent.from_seed(G, 0)], return_features=True)

@@ -7,12 +7,14 @@ import time
 import httpx
 import numpy as np
 
-from ganfactory.annotate import Latent, synthesize_latents
 from ganfactory.annotate.active import ActiveConfig
-from ganfactory.annotate.server import ServerConfig, create_app, open_project, seed_item_id
+from ganfactory.annotate.server import ServerConfig, create_app
+from ganfactory.annotate.store import open_project
 from ganfactory.annotate.synthetic import cluster_centroids, colour_clusters
+from ganfactory.annotate.training import training_images
+from ganfactory.gan.latent import Latent, seed_item_id, synthesize_latents
 from ganfactory.gan.sampling import to_uint8
-from ganfactory.label import train_interpreter, training_images
+from ganfactory.label import train_interpreter
 
 
 def _wait(c, predicate, seconds=40):

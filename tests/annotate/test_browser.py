@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from ganfactory.annotate.importers import polygon_mask
-from ganfactory.annotate.server import ServerConfig, create_app, open_project
+from ganfactory.annotate.server import ServerConfig, create_app
+from ganfactory.annotate.store import open_project
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -226,5 +227,82 @@ def test_autosave_without_asking(browser, G, tmp_path, serve, schema_file):
         page.click("#skip")
         page.wait_for_selector('#items li[data-status="skipped"]')
         assert json.loads((project / "items" / "seed000000" / "item.json").read_text())["status"] == "skipped"
+        assert not errors, errors
+        page.close()
+
+
+def _project_page(browser, G, tmp_path, serve, schema_file, items=1):
+    """A new project with ``items`` samples, served; returns (the serve context, the store)."""
+    from ganfactory.cli.annotate import read_schema
+
+    store = open_project(tmp_path / "project", read_schema(str(schema_file)), "tiny32")
+    return serve(create_app(store, G, ServerConfig(active=None))), store
+
+
+def _history(page):
+    return page.evaluate("[document.getElementById('undo').disabled, document.getElementById('redo').disabled]")
+
+
+def test_undoing_a_placement_selects_that_keypoint_again(browser, G, tmp_path, serve, schema_file):
+    """Press K, click, undo, click: the second click places the same (first) keypoint, not the next one."""
+    serving, _ = _project_page(browser, G, tmp_path, serve, schema_file)
+    with serving as url:
+        page, errors = _open(browser, url)
+        page.keyboard.press("k")
+        _click(page, 10, 10)
+        page.keyboard.press("Control+z")
+        _click(page, 20, 20)
+        assert page.evaluate("window.annotator.keypoints()") == [[20, 20, 1], [None, None, 0]]
+        # V right after placing toggles the keypoint just placed, not the next (unplaced) one
+        page.keyboard.press("v")
+        assert page.evaluate("window.annotator.keypoints()") == [[20, 20, 0], [None, None, 0]]
+        assert not errors, errors
+        page.close()
+
+
+def test_edits_that_change_nothing_leave_no_undo_step(browser, G, tmp_path, serve, schema_file):
+    """A click on a placed keypoint without dragging, or a brush press outside the image, is no undo step; the
+    undo and redo buttons are enabled only when there is a step."""
+    serving, _ = _project_page(browser, G, tmp_path, serve, schema_file)
+    with serving as url:
+        page, errors = _open(browser, url)
+        assert _history(page) == [True, True]
+        page.keyboard.press("k")
+        _click(page, 6, 6)
+        assert _history(page) == [False, True]
+        _click(page, 6, 6)                                   # on the placed keypoint, no drag
+        page.keyboard.press("Control+z")                     # the one real step: the placement
+        assert page.evaluate("window.annotator.keypoints()") == [[None, None, 0], [None, None, 0]]
+        assert _history(page) == [True, False]
+        page.keyboard.press("Control+y")
+        assert page.evaluate("window.annotator.keypoints()") == [[6, 6, 1], [None, None, 0]]
+        page.keyboard.press("b")
+        page.keyboard.press("2")
+        corner = page.evaluate("window.annotator.imageToClient(0, 0)")
+        scale = page.evaluate("window.annotator.scale()")
+        page.mouse.click(corner[0] - 3 * scale, corner[1] - 3 * scale)   # outside the image
+        page.keyboard.press("Control+z")
+        assert page.evaluate("window.annotator.keypoints()") == [[None, None, 0], [None, None, 0]]
+        assert not errors, errors
+        page.close()
+
+
+def test_slider_keys_cursor_readout_and_favicon(browser, G, tmp_path, serve, schema_file):
+    """Arrow keys on the focused opacity slider move the slider, not the item; the cursor readout shows the class a
+    click just painted; the page's icon is served."""
+    serving, store = _project_page(browser, G, tmp_path, serve, schema_file)
+    with serving as url:
+        page, errors = _open(browser, url)
+        page.click("#new")
+        page.wait_for_function("window.annotator.itemId() === 'seed000001'")
+        page.focus("#opacity")
+        before = page.input_value("#opacity")
+        page.keyboard.press("ArrowLeft")
+        assert page.evaluate("window.annotator.itemId()") == "seed000001"
+        assert page.input_value("#opacity") != before
+        page.keyboard.press("2")                             # wheel
+        _click(page, 5, 5)
+        assert page.text_content("#cursor-info") == "x 5, y 5: wheel"
+        assert page.request.get(url + "/favicon.ico").status == 200
         assert not errors, errors
         page.close()

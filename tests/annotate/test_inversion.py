@@ -10,10 +10,11 @@ import torch
 
 from ganfactory.annotate import AnnotationSet
 from ganfactory.annotate.inversion import REPORT, invert_labeled_dataset
-from ganfactory.datasets.labeled import LabeledSample, Schema, write_labeled_dataset
+from ganfactory.datasets.labeled import LabeledSample, write_labeled_dataset
 from ganfactory.gan.invert import InversionConfig, invert, psnr
 from ganfactory.gan.io import read_any
 from ganfactory.gan.sampling import generate, to_uint8
+from ganfactory.schema import Schema
 
 FAST = InversionConfig(w_steps=40, wplus_steps=40, w_avg_samples=2000)
 

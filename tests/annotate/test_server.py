@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganfactory.annotate.server import ServerConfig, create_app, lock_project, open_project
+from ganfactory.annotate.server import ServerConfig, create_app
+from ganfactory.annotate.store import open_project
 from ganfactory.errors import GanfactoryError
+from ganfactory.web import project_lock
 
 
 def _b64(label: np.ndarray) -> str:
@@ -160,11 +162,11 @@ def test_concurrent_saves_leave_one_whole_save(project, G, serve):
 
 
 def test_one_server_per_project_and_schema_checks(project, schema, tmp_path):
-    with lock_project(project.root):
+    with project_lock(project.root):
         with pytest.raises(GanfactoryError, match="another annotator is serving"):
-            with lock_project(project.root):
+            with project_lock(project.root):
                 pass
-    with lock_project(project.root):                 # released: a new server may start
+    with project_lock(project.root):                 # released: a new server may start
         pass
     other = schema.from_names(["background", "cat"])
     with pytest.raises(GanfactoryError, match="different schema"):
@@ -212,7 +214,7 @@ def test_cli_serve_binds_localhost_and_stops_on_ctrl_c(tmp_path, schema_file):
 
 
 def test_a_real_item_shows_its_photograph_also_after_inversion(project, G, serve):
-    from ganfactory.annotate import Latent, synthesize_latents
+    from ganfactory.gan.latent import Latent, synthesize_latents
     from ganfactory.gan.sampling import to_uint8
 
     photo = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)

@@ -7,11 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from ganfactory.annotate import AnnotationError, AnnotationSet, Latent, synthesize_latents
+from ganfactory.annotate import AnnotationError, AnnotationSet
 from ganfactory.annotate.synthetic import make_cluster_annotations
-from ganfactory.datasets.labeled import Schema
 from ganfactory.gan import load_generator
+from ganfactory.gan.latent import Latent, LatentError, synthesize_latents
 from ganfactory.gan.sampling import generate, to_uint8
+from ganfactory.schema import Schema
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_errors_say_what_to_fix(G, tmp_path):
         store.add("x", lat, img, status="annotated")
     with pytest.raises(AnnotationError, match="folder name"):
         store.add("../x", lat, img)
-    with pytest.raises(AnnotationError, match="noise maps stored"):
+    with pytest.raises(LatentError, match="noise maps stored"):
         Latent(lat.ws, "random")
     with pytest.raises(AnnotationError, match="not an empty directory"):
         AnnotationSet.create(tmp_path / "ann", SCHEMA)
@@ -90,7 +91,7 @@ def test_cluster_annotations_are_a_valid_store(G, tmp_path):
 
 
 def test_real_items_stay_out_of_training_until_a_latent_is_attached(G, tmp_path):
-    from ganfactory.label import training_images
+    from ganfactory.annotate.training import training_images
 
     store = AnnotationSet.create(tmp_path / "ann", SCHEMA)
     photo = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)

@@ -20,6 +20,7 @@ from ganfactory.datasets.parts import CARS8, CARS13, coarse_from_fine
 from ganfactory.datasets.torcs import DEFAULT_TORCS_ROOT
 from ganfactory.datasets.variation import BACKGROUND_KINDS, sample_variation
 from ganfactory.render import Camera
+from ganfactory.render.conventions import vehicle_to_world
 from ganfactory.render.io import load_mesh
 from ganfactory.render.rasterizer import rasterize_mesh
 
@@ -205,7 +206,7 @@ def test_the_assembled_mesh_renders_as_is_with_translucent_glass(cars):
 def test_bounding_box_spans_frame_fill_of_the_image_at_the_base_distance(cars, car_id, azimuth):
     car = cars[car_id]
     camera = camera_for(car, view(car_id, azimuth, elevation=25.0), 64)
-    verts = car.mesh.verts[0]
+    verts = vehicle_to_world(car.mesh.verts[0])       # the camera is in the world frame, where the car is placed
     lo, hi = verts.min(0).values, verts.max(0).values
     corners = torch.stack(torch.meshgrid(*[torch.stack([lo[i], hi[i]]) for i in range(3)], indexing="ij"), -1)
     ndc = camera.view_to_ndc(camera.world_to_view(corners.reshape(1, 8, 3)))

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from ganfactory.datasets.labeled import LabeledDataset, LabeledSample, Schema, write_labeled_dataset
+from ganfactory.datasets.labeled import LabeledDataset, LabeledSample, write_labeled_dataset
+from ganfactory.schema import Schema
 
 SHAPES_SCHEMA = Schema.from_names(["background", "box", "disc"], {"box": (255, 0, 0), "disc": (0, 0, 255)},
                                   ["corner_left", "corner_right"])

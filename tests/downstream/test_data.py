@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from ganfactory.datasets.car_assembly import KEYPOINT_NAMES
-from ganfactory.datasets.labeled import Schema
 from ganfactory.datasets.parts import CARS8, CARS13
 from ganfactory.downstream.data import (
     AugmentConfig,
@@ -17,6 +16,7 @@ from ganfactory.downstream.data import (
     resize_sample,
 )
 from ganfactory.errors import GanfactoryError
+from ganfactory.schema import Schema
 
 NO_COLOUR = dict(brightness=0.0, contrast=0.0, saturation=0.0)
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganfactory.annotate import Latent, synthesize_latents
 from ganfactory.gan import Generator, GeneratorConfig, load_generator
+from ganfactory.gan.latent import Latent, synthesize_latents
 from ganfactory.label.features import (
     FeatureTaps,
     axis_weights,

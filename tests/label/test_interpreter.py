@@ -5,10 +5,12 @@ import pytest
 import torch
 
 from ganfactory.annotate.synthetic import make_cluster_annotations
+from ganfactory.annotate.training import training_images
 from ganfactory.gan import load_generator
-from ganfactory.label import FeatureTaps, InterpreterConfig, load_interpreter, train_interpreter, training_images
+from ganfactory.keypoints import refine_peaks
+from ganfactory.label import FeatureTaps, InterpreterConfig, load_interpreter, train_interpreter
 from ganfactory.label.features import concat_resized
-from ganfactory.label.interpreter import refine_peaks, sample_positions
+from ganfactory.label.pixels import sample_positions
 from ganfactory.label.uncertainty import image_score, js_divergence
 
 
@@ -38,7 +40,7 @@ def test_prediction_equals_the_dense_reference(trained):
     """predict_features (factorised first layer, streamed ensemble) == every model on the dense per-pixel table,
     majority vote and JS divergence computed the textbook way."""
     G, store, images, interp, _ = trained
-    from ganfactory.annotate import synthesize_latents
+    from ganfactory.gan.latent import synthesize_latents
 
     _, feats = synthesize_latents(G, [im.latent for im in images[10:12]], return_features=True)
     pred = interp.predict_features(feats)
@@ -56,7 +58,7 @@ def test_prediction_equals_the_dense_reference(trained):
 
 def test_prediction_does_not_depend_on_the_model_chunking(trained, monkeypatch):
     G, store, images, interp, _ = trained
-    from ganfactory.annotate import synthesize_latents
+    from ganfactory.gan.latent import synthesize_latents
     from ganfactory.label import interpreter as module
 
     _, feats = synthesize_latents(G, [im.latent for im in images[10:12]], return_features=True)
@@ -116,7 +118,7 @@ def test_class_balanced_sampling():
 
 
 def test_pixel_metrics_hand_computed():
-    from ganfactory.label.interpreter import pixel_metrics
+    from ganfactory.metrics import pixel_metrics
 
     truth = np.array([[[0, 0, 1, 1]]], np.uint8)
     pred = np.array([[[0, 1, 1, 1]]], np.uint8)
@@ -130,7 +132,7 @@ def test_pixel_metrics_hand_computed():
 def test_compiled_prediction_equals_eager(trained):
     """torch.compile fuses the resize-and-sum (compiles for about half a minute, hence slow)."""
     G, store, images, interp, _ = trained
-    from ganfactory.annotate import synthesize_latents
+    from ganfactory.gan.latent import synthesize_latents
     from ganfactory.label.interpreter import Interpreter
 
     _, feats = synthesize_latents(G, [im.latent for im in images[10:12]], return_features=True)

@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from ganfactory.annotate import AnnotationSet, Latent
+from ganfactory.annotate import AnnotationSet
 from ganfactory.annotate.synthetic import make_cluster_annotations
+from ganfactory.annotate.training import training_images
 from ganfactory.datasets.labeled import LabeledDataset
 from ganfactory.errors import GanfactoryError
 from ganfactory.gan import load_generator
-from ganfactory.label import FeatureTaps, InterpreterConfig, load_interpreter, train_interpreter, training_images
+from ganfactory.gan.latent import Latent
+from ganfactory.label import FeatureTaps, InterpreterConfig, load_interpreter, train_interpreter
 from ganfactory.synth import SynthConfig, compact_seeds, kept_per_block, synthesize
 
 ROOT = Path(__file__).resolve().parents[2]

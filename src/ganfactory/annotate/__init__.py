@@ -9,10 +9,8 @@ from ganfactory.annotate.store import (
     AnnotationError,
     AnnotationItem,
     AnnotationSet,
-    Latent,
-    synthesize_latents,
+    open_project,
 )
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ORIGINS", "STATUSES", "AnnotationError", "AnnotationItem", "AnnotationSet",
-           "Latent",
-           "synthesize_latents"]
+           "open_project"]

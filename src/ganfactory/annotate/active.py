@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ganfactory.annotate.store import AnnotationSet, Latent
+from ganfactory.annotate.store import AnnotationSet
+from ganfactory.gan.latent import Latent
 
 __all__ = ["ActiveConfig", "ActiveLearner", "Suggestion"]
 
@@ -143,7 +144,8 @@ class ActiveLearner:
                     self._state, self._error = "failed", f"{type(e).__name__}: {e}"
 
     def _train_and_rank(self, count: int) -> None:
-        from ganfactory.label import train_interpreter, training_images
+        from ganfactory.annotate.training import training_images
+        from ganfactory.label import train_interpreter
 
         c = self.config
         t0 = time.perf_counter()

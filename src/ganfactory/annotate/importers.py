@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ganfactory.annotate.server import open_project
-from ganfactory.annotate.store import AnnotationError, AnnotationSet
-from ganfactory.datasets.labeled import LabeledDatasetError, Schema
+from ganfactory.annotate.store import AnnotationError, AnnotationSet, open_project
 from ganfactory.errors import GanfactoryError
+from ganfactory.formats import reading
+from ganfactory.keypoints import keypoints_from_rows, keypoints_to_rows, scale_keypoints
+from ganfactory.schema import Schema, SchemaError
 
 __all__ = ["ImportError_", "import_coco", "import_label_folder", "import_labelme", "item_id_for", "polygon_mask"]
 
@@ -61,14 +62,15 @@ def polygon_mask(points: np.ndarray, height: int, width: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ shared
 
-def _store(project: str | Path, schema: Schema | None, inferred: Schema | None) -> AnnotationSet:
-    """The project's store; a new one gets ``schema`` (explicit) or else ``inferred``."""
+def _store(project: str | Path, schema: Schema | None, inferred: Schema | None) -> tuple[AnnotationSet, bool]:
+    """(the project's store, whether this call created it); a new one gets ``schema`` (explicit) or else
+    ``inferred``."""
     is_new = not (Path(project) / "schema.json").is_file()
     if is_new and schema is None and inferred is None:
         raise ImportError_(f"{project} is a new project and label PNGs do not name their classes: pass --schema")
     try:
-        return open_project(project, schema, default=inferred if schema is None else schema)
-    except LabeledDatasetError as e:
+        return open_project(project, schema, default=inferred if schema is None else schema), is_new
+    except SchemaError as e:
         raise ImportError_(str(e)) from None
 
 
@@ -90,16 +92,32 @@ def _resize(image: np.ndarray, label: np.ndarray, keypoints: list | None, size: 
     image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
     label = np.asarray(Image.fromarray(label, "L").resize((size, size), Image.NEAREST))
     if keypoints is not None:
-        sx, sy = size / w, size / h
-        keypoints = [p if p[0] is None else [(p[0] + 0.5) * sx - 0.5, (p[1] + 0.5) * sy - 0.5, p[2]]
-                     for p in keypoints]
+        keypoints = keypoints_to_rows(scale_keypoints(keypoints_from_rows(keypoints), size / w, size / h))
     return image, label, keypoints
 
 
 def _add_all(store: AnnotationSet, rows: Iterable[tuple[str, np.ndarray, np.ndarray, list | None, dict]],
-             size: int | None, fmt: str) -> dict:
+             size: int | None, fmt: str, created: bool, where: Path) -> dict:
+    """Read and check every row first, then add them: bad input anywhere leaves the project as it was (a project
+    this import created is removed again). ``where``: the input, named in errors."""
     seen: dict[str, str] = {}
-    count = 0
+    prepared = []
+    try:
+        with reading(where, ImportError_):
+            prepared = _prepare(store, rows, size, fmt, seen)
+        if not prepared:
+            raise ImportError_(f"nothing to import: no {fmt} items found")
+    except GanfactoryError:
+        if created:
+            _remove_new_project(store.root)
+        raise
+    for item_id, image, label, keypoints, meta in prepared:
+        store.add(item_id, None, image, label, keypoints, status="annotated", meta=meta)
+    return {"project": str(store.root), "format": fmt, "imported": len(prepared), "items": len(store)}
+
+
+def _prepare(store: AnnotationSet, rows, size: int | None, fmt: str, seen: dict[str, str]) -> list:
+    prepared = []
     for item_id, image, label, keypoints, meta in rows:
         if item_id in seen:
             raise ImportError_(f"{meta['source']} and {seen[item_id]} both become item {item_id!r}; rename one")
@@ -108,14 +126,23 @@ def _add_all(store: AnnotationSet, rows: Iterable[tuple[str, np.ndarray, np.ndar
             raise ImportError_(f"{meta['source']}: the label is {label.shape[1]}x{label.shape[0]}, the image "
                                f"{image.shape[1]}x{image.shape[0]}; they must have the same size")
         image, label, keypoints = _resize(image, label, keypoints, size)
+        meta = {**meta, "format": fmt}
         try:
-            store.add(item_id, None, image, label, keypoints, status="annotated", meta={**meta, "format": fmt})
+            store.check_item(item_id, None, image, label, keypoints, "annotated", meta)
         except AnnotationError as e:
             raise ImportError_(f"{meta['source']}: {e}") from None
-        count += 1
-    if not count:
-        raise ImportError_(f"nothing to import: no {fmt} items found")
-    return {"project": str(store.root), "format": fmt, "imported": count, "items": len(store)}
+        prepared.append((item_id, image, label, keypoints, meta))
+    return prepared
+
+
+def _remove_new_project(root: Path) -> None:
+    """Undo the creation of an empty project (schema.json and an empty items/), nothing else."""
+    items = root / "items"
+    if items.is_dir() and not any(items.iterdir()) and {p.name for p in root.iterdir()} <= {"schema.json", "items"}:
+        items.rmdir()
+        (root / "schema.json").unlink()
+        if not any(root.iterdir()):
+            root.rmdir()
 
 
 # ------------------------------------------------------------------------------------------ label PNG folder
@@ -128,7 +155,7 @@ def import_label_folder(project: str | Path, images: str | Path, labels: str | P
     for d in (images, labels):
         if not d.is_dir():
             raise ImportError_(f"{d}: no such directory")
-    store = _store(project, schema, None)
+    store, created = _store(project, schema, None)
     colours = {c.color: c.id for c in store.schema.classes}
     label_files = {p.stem: p for p in sorted(labels.glob("*.png"))}
     image_files = [p for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -142,7 +169,7 @@ def import_label_folder(project: str | Path, images: str | Path, labels: str | P
             yield (item_id_for(path.name), _read_image(path), _read_label_png(label_files[path.stem], colours), None,
                    {"source": str(path)})
 
-    return _add_all(store, rows(), size, "folder")
+    return _add_all(store, rows(), size, "folder", created, labels)
 
 
 def _read_label_png(path: Path, colours: dict[tuple[int, int, int], int]) -> np.ndarray:
@@ -185,18 +212,38 @@ def import_coco(project: str | Path, coco: str | Path, images: str | Path, schem
         annotations = data.get("annotations", [])
     except (KeyError, TypeError, ValueError):
         raise ImportError_(f"{coco}: not a COCO instances file (needs images, categories, annotations)") from None
+    try:
+        image_ids = {rec["id"] for rec in records}
+        named = all(isinstance(rec["file_name"], str) for rec in records)
+        used = {a["category_id"] for a in annotations}
+        refs = {a["image_id"] for a in annotations}
+    except (KeyError, TypeError):
+        named = False
+    if not named:
+        raise ImportError_(f"{coco}: every image needs id and file_name, every annotation category_id and "
+                           "image_id")
+    unknown = sorted(used - set(categories), key=str)
+    if unknown:
+        raise ImportError_(f"{coco}: annotations use category ids {unknown} that the file's categories do not "
+                           f"define ({sorted(categories)}); nothing was imported")
+    strays = sorted(refs - image_ids, key=str)
+    if strays:
+        raise ImportError_(f"{coco}: annotations refer to image ids {strays[:5]} that the file does not list; "
+                           "nothing was imported")
     kp_names = next((tuple(c["keypoints"]) for c in categories.values() if c.get("keypoints")), ())
     inferred = None
     if all(1 <= i <= 255 for i in categories):
         try:
             inferred = _schema_with_ids({i: c["name"] for i, c in categories.items()}, kp_names)
-        except LabeledDatasetError as e:
+        except SchemaError as e:
             raise ImportError_(f"{coco}: {e}") from None
-    store = _store(project, schema, inferred)
+    store, created = _store(project, schema, inferred)
     by_name = {c.name: c.id for c in store.schema.classes}
     class_of = {}
     for i, c in categories.items():
         if c["name"] not in by_name:
+            if created:
+                _remove_new_project(store.root)
             raise ImportError_(f"{coco}: category {c['name']!r} is no class of the project's schema "
                                f"({', '.join(by_name)}); add it to schema.json")
         class_of[i] = by_name[c["name"]]
@@ -227,14 +274,14 @@ def import_coco(project: str | Path, coco: str | Path, images: str | Path, schem
                 keypoints = _coco_keypoints(with_kp[0], categories[with_kp[0]["category_id"]], store.schema, coco)
             yield item_id_for(rec["file_name"]), image, label, keypoints, {"source": str(path)}
 
-    return _add_all(store, rows(), size, "coco")
+    return _add_all(store, rows(), size, "coco", created, coco)
 
 
 def _schema_with_ids(names: dict[int, str], keypoints: tuple[str, ...]) -> Schema:
-    from ganfactory.datasets.labeled import ClassInfo, _default_color
+    from ganfactory.schema import ClassInfo, default_color
 
     classes = [ClassInfo(0, "background", (0, 0, 0))]
-    classes += [ClassInfo(i, n, _default_color(i)) for i, n in sorted(names.items())]
+    classes += [ClassInfo(i, n, default_color(i)) for i, n in sorted(names.items())]
     return Schema(tuple(classes), keypoints)
 
 
@@ -272,9 +319,9 @@ def import_labelme(project: str | Path, folder: str | Path, schema: Schema | Non
     inferred = None
     try:
         inferred = Schema.from_names(["background"] + sorted(regions - {"background"}), keypoints=sorted(points))
-    except LabeledDatasetError as e:
+    except SchemaError as e:
         raise ImportError_(f"{folder}: {e}") from None
-    store = _store(project, schema, inferred)
+    store, created = _store(project, schema, inferred)
     by_name = {c.name: c.id for c in store.schema.classes}
     kp_index = {n: k for k, n in enumerate(store.schema.keypoints)}
 
@@ -312,7 +359,7 @@ def import_labelme(project: str | Path, folder: str | Path, schema: Schema | Non
                 label[m] = by_name[name]
             yield item_id_for(path.name), image, label, keypoints, {"source": str(path)}
 
-    return _add_all(store, rows(), size, "labelme")
+    return _add_all(store, rows(), size, "labelme", created, folder)
 
 
 def _labelme_image(path: Path, doc: dict) -> np.ndarray:

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ganfactory.annotate.store import AnnotationError, AnnotationSet, Latent, synthesize_latents
+from ganfactory.annotate.store import AnnotationError, AnnotationSet, open_project
 from ganfactory.atomic import write_json
 from ganfactory.datasets.labeled import LabeledDataset
 from ganfactory.gan.invert import InversionConfig, invert, psnr
+from ganfactory.gan.latent import Latent, synthesize_latents
 from ganfactory.gan.sampling import to_uint8
 
 __all__ = ["REPORT", "invert_annotations", "invert_labeled_dataset"]
@@ -103,13 +104,7 @@ def invert_labeled_dataset(G, dataset_dir: str | Path, project_dir: str | Path, 
     ``limit`` samples (a subset of a large split).
     """
     dataset = LabeledDataset(dataset_dir)
-    project_dir = Path(project_dir)
-    if (project_dir / "schema.json").is_file():
-        store = AnnotationSet(project_dir)
-        if store.schema.to_json() != dataset.schema.to_json():
-            raise AnnotationError(f"{project_dir} holds another schema than {dataset_dir}; pass a new project")
-    else:
-        store = AnnotationSet.create(project_dir, dataset.schema, generator=generator)
+    store = open_project(project_dir, dataset.schema, generator)
     have = set(store.ids)
     for i in range(len(dataset) if limit is None else min(limit, len(dataset))):
         image, label, meta = dataset[i]

@@ -4,9 +4,9 @@ Why this shape: DatasetGAN's authors released no annotation tool. Labels are edi
 page (one label pixel per image pixel) and travel as raw uint8 class ids, base64 in JSON, so that what the
 person painted is exactly what lands in ``label.png``: no colour quantisation, no canvas colour management.
 
-Safety: the app binds to 127.0.0.1 (the CLI's default) and touches the file system in two ways only: the
-page's own files, a fixed list read from the package at start-up (no request path ever reaches the file
-system there), and items of the project, looked up by id among the store's listing and resolved inside the
+Safety: the app is made by ``ganfactory.web.create_web_app`` (Host and Origin checks; the page's own files, a
+fixed list read from the package at start-up) and served on 127.0.0.1 by default (``ganfactory.web.bind``). It
+touches the project only through items looked up by id among the store's listing and resolved inside the
 project directory. Request bodies have a size limit, read incrementally; saves of one item are serialised
 by a per-item lock and every file is written atomically, so concurrent saves leave one whole save.
 
@@ -29,33 +29,29 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import threading
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from ganfactory.annotate.active import ActiveConfig, ActiveLearner
-from ganfactory.annotate.store import AnnotationError, AnnotationSet, Latent, synthesize_latents
-from ganfactory.datasets.labeled import Schema
+from ganfactory.annotate.store import AnnotationError, AnnotationSet
 from ganfactory.errors import GanfactoryError
+from ganfactory.gan.latent import Latent, seed_item_id, synthesize_latents
+from ganfactory.web import PageFiles, create_web_app, error_response
 
-__all__ = ["DEFAULT_SCHEMA", "STATIC_FILES", "ServerConfig", "create_app", "lock_project", "open_project",
-           "seed_item_id"]
+__all__ = ["PAGE", "ServerConfig", "create_app"]
 
-STATIC_FILES = {"index.html": "text/html", "app.js": "text/javascript", "editor.js": "text/javascript",
-                "style.css": "text/css"}
+PAGE = PageFiles("ganfactory.annotate", "static", {
+    "index.html": "text/html", "app.js": "text/javascript", "editor.js": "text/javascript", "style.css": "text/css"})
 """The page: every file the server may send that is not part of the project."""
-
-DEFAULT_SCHEMA = Schema.from_names(["background", "object"])
-"""A new project's classes when no schema is given: enough to start painting; pass --schema for real work."""
-
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -72,26 +68,12 @@ class ServerConfig:
     """Background interpreter settings; None switches active learning off."""
 
 
-def seed_item_id(seed: int) -> str:
-    """The item id of a generated seed (the one ``make_cluster_annotations`` uses too)."""
-    return f"seed{seed:06d}"
+ITEM_FILES = ("item.json", "image.png", "label.png", "real.png", "latent.npz")
+"""The files of an item the server reads; none of them may be a symbolic link."""
 
 
-def open_project(project: str | Path, schema: Schema | None = None, generator: str | None = None,
-                 default: Schema = DEFAULT_SCHEMA) -> AnnotationSet:
-    """The AnnotationSet at ``project``, created (with ``schema``, else ``default``) when the directory is new or
-    empty. A given schema must match an existing project's."""
-    project = Path(project)
-    if not (project / "schema.json").is_file():
-        if project.exists() and (not project.is_dir() or any(project.iterdir())):
-            raise GanfactoryError(f"{project} is neither an AnnotationSet (no schema.json) nor an empty directory; "
-                                  "pass a new directory or an existing project")
-        return AnnotationSet.create(project, schema or default, generator)
-    store = AnnotationSet(project)
-    if schema is not None and schema != store.schema:
-        raise GanfactoryError(f"{project} already has a different schema; drop --schema or edit "
-                              f"{project / 'schema.json'}")
-    return store
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _seed_of(record: dict) -> int | None:
@@ -113,8 +95,30 @@ class _Project:
         if config.active is not None:
             self.learner = ActiveLearner(G, store, config.active, self.next_seed, self.used_seeds)
 
+    def listing(self) -> tuple[list[dict], list[dict]]:
+        """(records of the items served, ``[{"id", "error"}]`` of the items skipped: symbolic links, which the
+        annotator never follows out of the project, and item.json files that cannot be read)."""
+        records, broken = [], []
+        for item_id in self.store.ids:
+            try:
+                records.append(self.record(item_id))
+            except LookupError as e:
+                broken.append({"id": item_id, "error": str(e.args[0])})
+        return records, broken
+
     def records(self) -> list[dict]:
-        return [self.store.record(i) for i in self.store.ids]
+        return self.listing()[0]
+
+    def record(self, item_id: str) -> dict:
+        """The item's item.json; LookupError (with the reason) for an item the server does not serve."""
+        folder = self.store.root / "items" / item_id
+        if folder.is_symlink() or any((folder / name).is_symlink() for name in ITEM_FILES):
+            raise LookupError(f"item {item_id!r} is a symbolic link; the annotator serves only files inside the "
+                              "project")
+        try:
+            return self.store.record(item_id)
+        except (OSError, AnnotationError) as e:
+            raise LookupError(f"item {item_id!r}: its item.json cannot be read ({e})") from None
 
     def used_seeds(self) -> set[int]:
         return {s for s in (_seed_of(r) for r in self.records()) if s is not None}
@@ -131,6 +135,7 @@ class _Project:
         """The item's folder, only for ids the store lists and only inside the project (no symlinks out)."""
         if item_id not in self.store.ids:
             raise LookupError(item_id)
+        self.record(item_id)
         folder = (self.store.root / "items" / item_id).resolve()
         if not folder.is_relative_to(self.root):
             raise LookupError(item_id)
@@ -151,8 +156,14 @@ class _Project:
         return 4 * (h * w + 2) // 3 + 65536
 
     def annotation(self, item_id: str) -> dict:
-        record = self.store.record(item_id)
+        """The item as the page shows it; read under the item's lock, so that it is one save's label and
+        keypoints, never a mix of two."""
         folder = self.folder(item_id)
+        with self.item_lock(item_id):
+            return self._annotation(item_id, folder)
+
+    def _annotation(self, item_id: str, folder: Path) -> dict:
+        record = self.record(item_id)
         with Image.open(folder / "image.png") as img:
             w, h = img.size
         label = None
@@ -193,8 +204,12 @@ class _Project:
                                       not all(isinstance(p, list) for p in keypoints)):
             raise ValueError("keypoints must be a list of [x, y, visible]")
         if keypoints is not None:
-            for p in keypoints:
-                if len(p) == 3 and p[0] is not None and not (0 <= p[0] <= w - 1 and 0 <= p[1] <= h - 1):
+            for k, p in enumerate(keypoints):
+                if len(p) == 3 and not all(c is None or _is_number(c) for c in p[:2]):
+                    raise ValueError(f"keypoint {k}: x and y must be numbers (or null when unavailable), got "
+                                     f"{json.dumps(p)[:80]}")
+                if len(p) == 3 and p[0] is not None and p[1] is not None and not (
+                        0 <= p[0] <= w - 1 and 0 <= p[1] <= h - 1):
                     raise ValueError(f"keypoint {p} lies outside the {w}x{h} image")
         with self.item_lock(item_id):
             try:
@@ -226,15 +241,14 @@ class _Project:
             return {"id": item_id, "seed": seed, "prefilled": label is not None, "created": True}
 
 
-def create_app(store: AnnotationSet, G, config: ServerConfig = ServerConfig(), start_learner: bool = True):
-    """The FastAPI app serving ``store`` with generator ``G``. The active learner's thread starts with the app
-    (``start_learner``) and stops at shutdown."""
+def create_app(store: AnnotationSet, G, config: ServerConfig = ServerConfig(), start_learner: bool = True,
+               host: str = "127.0.0.1"):
+    """The FastAPI app serving ``store`` with generator ``G``, to be served on ``host``. The active learner's
+    thread starts with the app (``start_learner``) and stops at shutdown."""
     if config.noise_mode not in ("const", "none"):
         raise GanfactoryError(f"noise mode {config.noise_mode!r}: the annotator draws new samples with 'const' or "
                               "'none' noise (random noise would have to be stored per sample)")
     project = _Project(store, G, config)
-    page = {name: resources.files("ganfactory.annotate").joinpath("static", name).read_bytes()
-            for name in STATIC_FILES}
 
     @asynccontextmanager
     async def lifespan(app):
@@ -244,24 +258,10 @@ def create_app(store: AnnotationSet, G, config: ServerConfig = ServerConfig(), s
         if project.learner is not None:
             project.learner.stop()
 
-    app = FastAPI(title="ganfactory annotator", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = create_web_app("ganfactory annotator", PAGE, host, lifespan)
     app.state.project = project
-
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
-
+    error = error_response
     not_found = "no such item in this project"
-
-    @app.get("/")
-    def index() -> Response:
-        return Response(page["index.html"], media_type="text/html")
-
-    @app.get("/static/{name}")
-    def static(name: str) -> Response:
-        if name not in STATIC_FILES:
-            return error(404, "no such file")
-        return Response(page[name], media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/project")
     def project_info() -> dict:
@@ -271,12 +271,14 @@ def create_app(store: AnnotationSet, G, config: ServerConfig = ServerConfig(), s
 
     @app.get("/api/items")
     def items() -> dict:
+        """Every item served, and ``broken``: the items skipped, each with the reason."""
         out = []
-        for r in project.records():
+        records, broken = project.listing()
+        for r in records:
             has_label = (store.root / "items" / r["id"] / "label.png").is_file()
             out.append({"id": r["id"], "status": r["status"], "origin": r.get("origin", "generated"),
                         "seed": _seed_of(r), "has_label": has_label})
-        return {"items": out}
+        return {"items": out, "broken": broken}
 
     def send_png(item_id: str, name: str) -> Response:
         try:
@@ -297,8 +299,8 @@ def create_app(store: AnnotationSet, G, config: ServerConfig = ServerConfig(), s
     def get_annotation(item_id: str) -> Response:
         try:
             return JSONResponse(project.annotation(item_id))
-        except LookupError:
-            return error(404, not_found)
+        except LookupError as e:
+            return error(404, not_found if e.args[0] == item_id else e.args[0])
 
     async def read_json(request: Request, limit: int):
         """The body as JSON, refusing (413) past ``limit`` bytes while reading, whatever Content-Length says."""
@@ -317,6 +319,8 @@ def create_app(store: AnnotationSet, G, config: ServerConfig = ServerConfig(), s
             return json.loads(b"".join(chunks))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise _Refused(400, f"body is not JSON: {e}") from None
+        except RecursionError:
+            raise _Refused(400, "body is nested too deeply to be a save") from None
 
     @app.put("/api/items/{item_id}/annotation")
     async def put_annotation(item_id: str, request: Request) -> Response:
@@ -354,21 +358,3 @@ class _Refused(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
-
-
-@contextmanager
-def lock_project(root: str | Path):
-    """Hold an exclusive lock on ``root/.annotator.lock`` while serving: a second annotator on the same project
-    would interleave its saves with ours, so it is refused with a clear error instead."""
-    import fcntl
-
-    path = Path(root) / ".annotator.lock"
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise GanfactoryError(f"another annotator is serving {root} (it holds {path}); stop it first") from None
-        try:
-            yield path
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

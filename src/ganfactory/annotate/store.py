@@ -51,16 +51,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch import Tensor
 
 from ganfactory.atomic import TMP_PREFIX, write_atomic, write_json
-from ganfactory.datasets.labeled import Schema
 from ganfactory.errors import GanfactoryError
-from ganfactory.formats import check_format_header
+from ganfactory.formats import read_format_header, reading
+from ganfactory.gan.latent import Latent, synthesize_latents
+from ganfactory.schema import Schema
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ORIGINS", "STATUSES", "AnnotationError", "AnnotationItem", "AnnotationSet",
-           "Latent",
-           "synthesize_latents"]
+__all__ = ["DEFAULT_SCHEMA", "FORMAT", "FORMAT_VERSION", "ORIGINS", "STATUSES", "AnnotationError", "AnnotationItem",
+           "AnnotationSet", "open_project"]
 
 FORMAT = "ganfactory.annotations"
 FORMAT_VERSION = 1
@@ -68,78 +67,12 @@ STATUSES = ("pending", "annotated", "skipped")
 ORIGINS = ("generated", "real")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
+DEFAULT_SCHEMA = Schema.from_names(["background", "object"])
+"""A new project's classes when no schema is given: enough to start painting; pass --schema for real work."""
+
 
 class AnnotationError(GanfactoryError, ValueError):
     """An AnnotationSet (or an item for one) that breaks the format; the message says what to fix."""
-
-
-@dataclass(frozen=True, eq=False)
-class Latent:
-    """Everything that regenerates one image exactly: either a seed (with truncation and noise mode) or
-    explicit codes ``ws`` (with the noise maps when the noise mode is 'random')."""
-
-    ws: Tensor
-    """[num_ws, w_dim] float32, after truncation."""
-    noise_mode: str = "const"
-    noise: dict[str, Tensor] | None = None
-    """Noise mode 'random' only: per noisy layer [1, 1, H, W]."""
-    seed: int | None = None
-    """Set when ``ws`` (and the noise) came from this seed: then only the seed is stored."""
-    truncation_psi: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.noise_mode not in ("const", "random", "none"):
-            raise AnnotationError(f"noise mode must be const, random or none, got {self.noise_mode!r}")
-        if self.noise_mode == "random" and self.noise is None:
-            raise AnnotationError("noise mode 'random' needs its noise maps stored (from G.synthesis.sample_noise), "
-                                  "or the image cannot be regenerated")
-        if self.ws.ndim != 2:
-            raise AnnotationError(f"ws must be [num_ws, w_dim], got {list(self.ws.shape)}")
-
-    @classmethod
-    def from_seed(cls, G, seed: int, truncation_psi: float = 1.0, noise_mode: str = "const") -> Latent:
-        """The latent of ``seed`` as ``ganfactory.gan.sampling.generate`` draws it (NVlabs' z; noise from
-        ``torch.Generator().manual_seed(seed)`` for mode 'random')."""
-        from ganfactory.gan.sampling import seeds_to_z
-
-        with torch.no_grad():
-            ws = G.mapping(seeds_to_z([seed], G.z_dim).to(G.w_avg.device), None, truncation_psi=truncation_psi)[0]
-        noise = None
-        if noise_mode == "random":
-            noise = G.synthesis.sample_noise(1, torch.Generator().manual_seed(seed))
-        return cls(ws.cpu(), noise_mode, noise, int(seed), float(truncation_psi))
-
-    def to_json(self) -> dict:
-        if self.seed is not None:
-            return {"kind": "seed", "seed": self.seed, "truncation_psi": self.truncation_psi,
-                    "noise_mode": self.noise_mode}
-        return {"kind": "ws", "noise_mode": self.noise_mode}
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """What latent.npz holds for kind 'ws'."""
-        out = {"ws": self.ws.detach().cpu().float().numpy()}
-        for k, v in (self.noise or {}).items():
-            out[f"noise.{k}"] = v.detach().cpu().float().numpy()
-        return out
-
-
-def synthesize_latents(G, latents: list[Latent], return_features: bool = False):
-    """Run ``G.synthesis`` on latents that share one noise mode: images [N, 3, H, W] (and the features).
-
-    Why one function: the annotated image, its features for training and the factory's samples must all
-    come from the same call so that they agree exactly.
-    """
-    modes = {lat.noise_mode for lat in latents}
-    if len(modes) != 1:
-        raise AnnotationError(f"latents of one batch must share a noise mode, got {sorted(modes)}")
-    mode = modes.pop()
-    device = G.w_avg.device
-    ws = torch.stack([lat.ws for lat in latents]).to(device)
-    noise = None
-    if mode == "random":
-        noise = {k: torch.cat([lat.noise[k] for lat in latents]).to(device) for k in latents[0].noise}
-    with torch.no_grad():
-        return G.synthesis(ws, noise_mode=mode, noise=noise, return_features=return_features)
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,14 +103,13 @@ class AnnotationSet:
         if not path.is_file():
             raise AnnotationError(f"{self.root}: no schema.json, so not an AnnotationSet; create one with "
                                   "AnnotationSet.create(root, schema)")
-        try:
-            header = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise AnnotationError(f"{path}: not JSON ({e})") from None
-        check_format_header(header, path, FORMAT, FORMAT_VERSION, AnnotationError)
+        header = read_format_header(path, FORMAT, FORMAT_VERSION, AnnotationError, "not an AnnotationSet")
         self.header = header
-        self.schema = Schema.from_json(header["schema"])
-        self.generator: str | None = header.get("generator")
+        with reading(path, AnnotationError):
+            self.schema = Schema.from_json(header["schema"])
+            self.generator: str | None = header.get("generator")
+            if self.generator is not None and not isinstance(self.generator, str):
+                raise AnnotationError(f"{path}: generator must be a name or path (a string)")
 
     @classmethod
     def create(cls, root: str | Path, schema: Schema, generator: str | None = None) -> AnnotationSet:
@@ -215,17 +147,8 @@ class AnnotationSet:
             keypoints: list | None = None, status: str | None = None, meta: dict | None = None) -> None:
         """Add (or replace) an item. ``status`` defaults to 'annotated' when a label is given, else 'pending'.
         ``latent`` None adds a real image (origin "real"; see ``set_latent``)."""
-        if not isinstance(item_id, str) or not _ID.match(item_id):
-            raise AnnotationError(f"item id {item_id!r}: use letters, digits, '.', '_' and '-' (it is a folder name)")
-        status = status or ("annotated" if label is not None else "pending")
+        record = self.check_item(item_id, latent, image, label, keypoints, status, meta)
         image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise AnnotationError(f"item {item_id!r}: image must be [H, W, 3] uint8, got {list(image.shape)} "
-                                  f"{image.dtype}")
-        origin = "generated" if latent is not None else "real"
-        record = {"id": item_id, "status": status, "origin": origin,
-                  "latent": None if latent is None else latent.to_json(), "keypoints": keypoints, **(meta or {})}
-        self._check_record(record, image.shape[:2], label)
         tmp = self.root / f"{TMP_PREFIX}{item_id}"
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -240,6 +163,23 @@ class AnnotationSet:
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
+
+    def check_item(self, item_id: str, latent: Latent | None, image: np.ndarray, label: np.ndarray | None = None,
+                   keypoints: list | None = None, status: str | None = None, meta: dict | None = None) -> dict:
+        """What ``add`` checks, without writing: raises AnnotationError naming the item and the problem, else
+        returns the item.json record ``add`` would write (importers check a whole input before adding any)."""
+        if not isinstance(item_id, str) or not _ID.match(item_id):
+            raise AnnotationError(f"item id {item_id!r}: use letters, digits, '.', '_' and '-' (it is a folder name)")
+        status = status or ("annotated" if label is not None else "pending")
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise AnnotationError(f"item {item_id!r}: image must be [H, W, 3] uint8, got {list(image.shape)} "
+                                  f"{image.dtype}")
+        origin = "generated" if latent is not None else "real"
+        record = {"id": item_id, "status": status, "origin": origin,
+                  "latent": None if latent is None else latent.to_json(), "keypoints": keypoints, **(meta or {})}
+        self._check_record(record, image.shape[:2], label)
+        return record
 
     def set_annotation(self, item_id: str, label: np.ndarray | None = None, keypoints: list | None = None,
                        status: str = "annotated") -> None:
@@ -312,7 +252,14 @@ class AnnotationSet:
         path = self.root / "items" / item_id / "item.json"
         if not path.is_file():
             raise AnnotationError(f"{self.root}: no item {item_id!r}")
-        return json.loads(path.read_text())
+        try:
+            record = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise AnnotationError(f"{path}: not JSON ({type(e).__name__}); fix or delete the item") from None
+        if (not isinstance(record, dict) or record.get("id") != item_id or record.get("status") not in STATUSES
+                or not isinstance(record.get("latent"), dict | None)):
+            raise AnnotationError(f"{path}: not an item record (id, status, latent); fix or delete the item")
+        return record
 
     def record(self, item_id: str) -> dict:
         """The item's item.json (status, origin, latent spec, keypoints, metadata), without reading its images."""
@@ -320,6 +267,10 @@ class AnnotationSet:
 
     def latent(self, item_id: str, G=None) -> Latent:
         """The item's latent; items stored as a seed need the generator ``G`` to rebuild ws."""
+        with reading(self.root / "items" / item_id, AnnotationError):
+            return self._latent(item_id, G)
+
+    def _latent(self, item_id: str, G=None) -> Latent:
         record = self._item_json(item_id)
         spec = record["latent"]
         if spec is None:
@@ -336,6 +287,10 @@ class AnnotationSet:
             return Latent(torch.from_numpy(data["ws"]), spec["noise_mode"], noise or None)
 
     def item(self, item_id: str, G=None) -> AnnotationItem:
+        with reading(self.root / "items" / item_id, AnnotationError):
+            return self._item(item_id, G)
+
+    def _item(self, item_id: str, G=None) -> AnnotationItem:
         record = self._item_json(item_id)
         folder = self.root / "items" / item_id
         with Image.open(folder / "image.png") as img:
@@ -358,8 +313,9 @@ class AnnotationSet:
 
         for item_id in self.ids:
             item = self.item(item_id, G)
-            self._check_record({"id": item_id, "status": item.status, "keypoints": item.keypoints},
-                               item.image.shape[:2], item.label, has_label=item.label is not None)
+            with reading(self.root / "items" / item_id / "item.json", AnnotationError):
+                self._check_record({"id": item_id, "status": item.status, "keypoints": item.keypoints},
+                                   item.image.shape[:2], item.label, has_label=item.label is not None)
             if G is not None and item.latent is not None:
                 img = to_uint8(synthesize_latents(G, [item.latent]))[0]
                 if img.shape != item.image.shape:
@@ -370,6 +326,26 @@ class AnnotationSet:
                 if diff > atol:
                     raise AnnotationError(f"item {item_id!r}: its latent regenerates an image that differs from the "
                                           f"stored one by {diff} levels; the latent or generator does not match")
+
+
+def open_project(project: str | Path, schema: Schema | None = None, generator: str | None = None,
+                 default: Schema = DEFAULT_SCHEMA) -> AnnotationSet:
+    """The AnnotationSet at ``project``, created (with ``schema``, else ``default``) when the directory is new or
+    empty. A given schema must match an existing project's.
+
+    Why one function: the annotator, the importers and the inversion all open-or-create a project, and they must
+    agree on when a directory is a project, when it may become one, and when a schema conflicts."""
+    project = Path(project)
+    if not (project / "schema.json").is_file():
+        if project.exists() and (not project.is_dir() or any(project.iterdir())):
+            raise AnnotationError(f"{project} is neither an AnnotationSet (no schema.json) nor an empty directory; "
+                                  "pass a new directory or an existing project")
+        return AnnotationSet.create(project, schema or default, generator)
+    store = AnnotationSet(project)
+    if schema is not None and schema != store.schema:
+        raise AnnotationError(f"{project} already has a different schema; drop --schema or edit "
+                              f"{project / 'schema.json'}")
+    return store
 
 
 def _png(array: np.ndarray, mode: str) -> bytes:

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganfactory.annotate.store import AnnotationSet, Latent, synthesize_latents
-from ganfactory.datasets.labeled import Schema
+from ganfactory.annotate.store import AnnotationSet
+from ganfactory.gan.latent import Latent, seed_item_id, synthesize_latents
+from ganfactory.schema import Schema
 
 __all__ = ["PALETTE", "cluster_centroids", "colour_clusters", "make_cluster_annotations", "make_network_annotations",
            "region_keypoints"]
@@ -74,7 +75,7 @@ def make_cluster_annotations(G, root: str | Path, seeds: Sequence[int], num_clus
     store = AnnotationSet.create(root, Schema.from_names(names, PALETTE, kp_names), generator_name)
     for seed, lat, img, lab in zip(seeds, latents, images, labels, strict=True):
         kps = region_keypoints(lab, range(1, num_clusters + 1)) if keypoints else None
-        store.add(f"seed{seed:06d}", lat, img, lab, kps)
+        store.add(seed_item_id(seed), lat, img, lab, kps)
     return store
 
 
@@ -96,5 +97,5 @@ def make_network_annotations(G, root: str | Path, seeds: Sequence[int], segmente
             for x, y, _ in kps[0].tolist():
                 xi, yi = min(max(round(x), 0), image.shape[1] - 1), min(max(round(y), 0), image.shape[0] - 1)
                 keypoints.append([float(x), float(y), int(labels[0, yi, xi] > 0)])
-        store.add(f"seed{seed}", latent, image, labels[0], keypoints, meta=meta)
+        store.add(seed_item_id(seed), latent, image, labels[0], keypoints, meta=meta)
     return store

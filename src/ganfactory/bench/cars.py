@@ -7,14 +7,16 @@ synthesize ``synthetic_samples`` candidates once, without filtering, and train o
 drops the ``filter_fraction`` most uncertain; the sweep trains on the first N candidates for every N of
 ``sweep_sizes``, with and without that filtering. Everything is scored in ``cars-8`` on ``test``.
 
-Layout of a run directory (every stage writes its result last, atomically, and is skipped when that exists, so
-the same command resumes a killed run; a rerun with other settings is refused)::
+A run directory is a ``ganfactory.runs.Run``: every stage writes its result last, atomically (its done mark), and
+is skipped when that exists, so the same command resumes a killed run; a rerun with other settings is refused.
+The generator checkpoint is read once per process, and only when a stage that needs it runs. Layout::
 
     OUT/bench.json                          the resolved settings (written first)
     OUT/data/{few,full,test}/               the splits, when built here (no --data)
     OUT/arms/{few,full}/net/                training run (ganfactory.downstream)
     OUT/arms/<arm>/scores.json              scores on test + predictions of the sample images (samples.npz)
-    OUT/arms/<route>/annotations/           AnnotationSet (inversion or simulated annotator)
+    OUT/arms/<route>/annotations/           AnnotationSet (inversion or simulated annotator); its done mark is
+                                            OUT/arms/<route>/annotations.done
     OUT/arms/<route>/interpreter/           the style interpreter
     OUT/arms/<route>/synthetic/             LabeledDataset of every candidate, with its uncertainty
     OUT/arms/<route>/runs/n<N>-<filtered|all>/{net/,scores.json}
@@ -26,6 +28,7 @@ the same command resumes a killed run; a rerun with other settings is refused)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -37,11 +40,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganfactory.atomic import write_json
-from ganfactory.datasets.labeled import LabeledDataset, Schema
+from ganfactory.datasets.labeled import LabeledDataset
 from ganfactory.downstream import TrainConfig, evaluate, load_data, load_segmenter, train_network
 from ganfactory.downstream.data import SegmentationData, relabelled, table_between
 from ganfactory.errors import GanfactoryError
+from ganfactory.runs import Run
+from ganfactory.schema import Schema
 
 __all__ = ["ARMS", "ROUTES", "BenchConfig", "bench_config", "run_bench"]
 
@@ -88,6 +92,9 @@ class BenchConfig:
     threads: int = 1
     """Intra-op threads of every stage (see TrainConfig.threads: one is much faster on a busy CPU)."""
     seed: int = 0
+    device: str = "cpu"
+    """Where every stage computes ('cpu', 'cuda', 'cuda:N'). Not part of the recorded settings: a run resumed on
+    another device goes on (CUDA results agree with the CPU's to float rounding, not bit for bit)."""
 
     def __post_init__(self) -> None:
         unknown = [a for a in self.arms if a not in ARMS]
@@ -103,6 +110,7 @@ class BenchConfig:
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
+        del d["device"]
         d["train"] = self.train.to_json()
         d["arms"], d["sweep_sizes"] = list(self.arms), list(self.sweep_sizes)
         d["inversion_steps"] = None if self.inversion_steps is None else list(self.inversion_steps)
@@ -123,43 +131,29 @@ def bench_config(generator: str, quick: bool = False, **overrides) -> BenchConfi
     return dataclasses.replace(base, **overrides)
 
 
-# ------------------------------------------------------------------------------------------ plumbing
+# ------------------------------------------------------------------------------------------ models
 
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, data)
+class _Generator:
+    """The benchmark's generator checkpoint, read once per process and only when a stage needs it (a resumed run
+    past those stages never reads it)."""
 
+    def __init__(self, config: BenchConfig):
+        self.config = config
 
-class _Log:
-    """One line per stage on stdout (the stages' own progress bars go to stderr)."""
+    @functools.cached_property
+    def checkpoint(self):
+        from ganfactory.gan.io import read_any
 
-    def __init__(self, progress: bool):
-        self.progress = progress
-        self.t0 = time.perf_counter()
+        return read_any(self.config.generator, device=self.config.device)
 
-    def __call__(self, message: str) -> None:
-        print(f"bench [{time.perf_counter() - self.t0:7.1f} s] {message}", flush=True)
+    @property
+    def G(self):
+        return self.checkpoint.generator
 
-
-class _Timings(dict):
-    """Wall time per stage, saved to ``path`` as each stage ends: a resumed run keeps the times of the stages an
-    earlier (killed) process did, which results.json, written only at the end, would lose."""
-
-    def __init__(self, path: Path):
-        super().__init__(json.loads(path.read_text()) if path.is_file() else {})
-        self.path = path
-
-
-def _timed(timings: _Timings, key: str, fn: Callable):
-    """Run a stage and record its wall time. A stage a resumed run skips takes milliseconds; it keeps the time of
-    the run that did the work."""
-    t0 = time.perf_counter()
-    out = fn()
-    seconds = round(time.perf_counter() - t0, 2)
-    if key not in timings or seconds >= 1.0:
-        timings[key] = seconds
-        write_json(timings.path, dict(timings))
-    return out
+    @property
+    def D(self):
+        """The discriminator, None when the checkpoint has none (the inversion then uses pixel losses only)."""
+        return self.checkpoint.discriminator
 
 
 # ------------------------------------------------------------------------------------------ stages
@@ -184,111 +178,114 @@ def _check_size(path: Path, resolution: int) -> None:
         raise GanfactoryError(f"{path} holds {size} px images; the benchmark runs at {resolution} px")
 
 
-def _splits(config: BenchConfig, out: Path, data_dir: str | None, log: _Log, progress: bool) -> dict[str, Path]:
-    """The few/full/test directories: given (``data_dir``) or built here by the cars builder."""
-    paths = {}
-    for split in _needed_splits(config):
-        if data_dir is not None:
-            path = Path(data_dir) / split
-        else:
-            from ganfactory.datasets.build import BuildSettings, build_split
+def _split_paths(config: BenchConfig, run: Run, data_dir: str | None) -> dict[str, Path]:
+    return {split: Path(data_dir) / split if data_dir is not None else run.root / "data" / split
+            for split in _needed_splits(config)}
 
-            path = out / "data" / split
-            if not (path / "dataset.json").is_file():
-                log(f"building split {split} ({config.split_sizes.get(split) or 'all'} images)")
-                build_split(path, BuildSettings(split, config.resolution, n=config.split_sizes.get(split)),
-                            workers=2, progress=progress)
-        _check_size(path, config.resolution)
-        paths[split] = path
-    return paths
+
+def _build_splits(config: BenchConfig, run: Run, paths: dict[str, Path]) -> None:
+    """Build the splits that are not there yet with the cars builder (only when no ``data_dir`` was given)."""
+    from ganfactory.datasets.build import BuildSettings, build_split
+
+    for split, path in paths.items():
+        if not (path / "dataset.json").is_file():
+            run.log(f"building split {split} ({config.split_sizes.get(split) or 'all'} images)")
+            build_split(path, BuildSettings(split, config.resolution, n=config.split_sizes.get(split)),
+                        workers=2, progress=run.progress)
 
 
 def _load(path: Path, config: BenchConfig, indices=None, schema: Schema | None = None) -> SegmentationData:
-    """A LabeledDataset in the scored classes at the benchmark's resolution (keypoints kept)."""
+    """A LabeledDataset in the scored classes (or ``schema``'s) at the benchmark's resolution (keypoints kept)."""
     dataset = LabeledDataset(path)
-    target, _ = relabelled(dataset.schema, config.classes) if schema is None else (schema, None)
-    target = Schema(target.classes, dataset.schema.keypoints)
-    return load_data(dataset, config.resolution, indices, table_between(dataset.schema, target), target)
+    if schema is None:
+        target, table = relabelled(dataset.schema, config.classes)
+    else:
+        target = Schema(schema.classes, dataset.schema.keypoints)
+        table = table_between(dataset.schema, target)
+    return load_data(dataset, config.resolution, indices, table, target)
 
 
-def _score(run: Path, test: SegmentationData, config: BenchConfig, scores_path: Path, extra: dict) -> dict:
-    """Score a finished network on test; write scores.json (the stage's done mark) and samples.npz."""
-    scores = evaluate(load_segmenter(run), test, keep=config.sample_images)
-    predictions = scores.pop("predictions")
-    np.savez_compressed(scores_path.with_name("samples.npz"), labels=predictions["labels"],
-                        **({} if predictions["keypoints"] is None else {"keypoints": predictions["keypoints"]}))
-    record = json.loads((run / "model.json").read_text())
-    scores.update(extra, train_samples=record["train_samples"], train_seconds=record["seconds"])
-    _write_json(scores_path, scores)
-    return scores
-
-
-def _train_and_score(name: str, data_fn: Callable[[], SegmentationData], arm_dir: Path, test: SegmentationData,
-                     config: BenchConfig, log: _Log, progress: bool, extra: dict | None = None) -> dict:
-    scores_path = arm_dir / "scores.json"
-    if scores_path.is_file():
-        log(f"{name}: done before, skipped")
-        return json.loads(scores_path.read_text())
+def _train_and_score(run: Run, name: str, data_fn: Callable[[], SegmentationData], arm_dir: Path,
+                     test: SegmentationData, config: BenchConfig, extra: dict | None = None) -> None:
+    """Train the arm's network and score it on test: scores.json (the stage's done mark) and samples.npz."""
     data = data_fn()
-    log(f"{name}: training on {len(data)} samples ({config.train.iterations} iterations x {config.train.batch_size})")
-    train_network(data, arm_dir / "net", config.train, provenance={"bench_arm": name}, progress=progress)
-    scores = _score(arm_dir / "net", test, config, scores_path, extra or {})
-    log(f"{name}: mIoU {scores['miou']:.4f}" + (f", PCK {scores['pck']['pck']:.4f}" if "pck" in scores else ""))
-    return scores
+    run.log(f"{name}: training on {len(data)} samples ({config.train.iterations} iterations x "
+            f"{config.train.batch_size})")
+    train_network(data, arm_dir / "net", config.train, provenance={"bench_arm": name}, progress=run.progress,
+                  device=config.device)
+    scores = evaluate(load_segmenter(arm_dir / "net", device=config.device), test, keep=config.sample_images)
+    predictions = scores.pop("predictions")
+    np.savez_compressed(arm_dir / "samples.npz", labels=predictions["labels"],
+                        **({} if predictions["keypoints"] is None else {"keypoints": predictions["keypoints"]}))
+    record = json.loads((arm_dir / "net" / "model.json").read_text())
+    scores.update(extra or {}, train_samples=record["train_samples"], train_seconds=record["seconds"])
+    run.write_json(arm_dir.relative_to(run.root) / "scores.json", scores)
+    run.log(f"{name}: mIoU {scores['miou']:.4f}" + (f", PCK {scores['pck']['pck']:.4f}" if "pck" in scores else ""))
 
 
-def _simulated_annotations(config: BenchConfig, generator: Callable, annotator_run: Path, root: Path,
-                           log: _Log) -> Path:
+def _arm(run: Run, key: str, name: str, data_fn: Callable[[], SegmentationData], arm_dir: Path,
+         test: SegmentationData, config: BenchConfig, extra: dict | None = None) -> dict:
+    """A train-and-score stage; its scores (fresh or from the run that did it)."""
+    scores_path = arm_dir / "scores.json"
+    run.stage(key, lambda: _train_and_score(run, name, data_fn, arm_dir, test, config, extra), done=scores_path,
+              what=name)
+    return json.loads(scores_path.read_text())
+
+
+def _simulated_annotations(run: Run, config: BenchConfig, models: _Generator, annotator_run: Path,
+                           root: Path) -> None:
     """16 random generated images labelled by the full arm's network: an AnnotationSet (status annotated, latent
-    kind seed). A keypoint is marked visible when the network puts it on the car (its own label > 0)."""
+    kind seed), built under a temporary name and renamed into place. A keypoint is marked visible when the network
+    puts it on the car (its own label > 0)."""
     from ganfactory.annotate.synthetic import make_network_annotations
 
-    if (root / "schema.json").is_file():
-        return root
-    log(f"annotator: labelling {config.annotated_images} generated images with the full arm's network")
+    run.log(f"annotator: labelling {config.annotated_images} generated images with the full arm's network")
     tmp = root.with_name(f".tmp-{root.name}")
     if tmp.exists():
         shutil.rmtree(tmp)
+    if root.exists():                # an earlier run's store without its done mark: made again
+        shutil.rmtree(root)
     seeds = range(ANNOTATOR_FIRST_SEED, ANNOTATOR_FIRST_SEED + config.annotated_images)
-    make_network_annotations(generator(), tmp, seeds, load_segmenter(annotator_run), config.truncation_psi,
-                             config.generator, meta={"annotator": str(annotator_run)})
+    make_network_annotations(models.G, tmp, seeds, load_segmenter(annotator_run, device=config.device),
+                             config.truncation_psi, config.generator, meta={"annotator": str(annotator_run)})
     os.replace(tmp, root)
-    return root
+    _done(root)
 
 
-def _inversion_annotations(config: BenchConfig, generator: Callable, few: Path, root: Path, log: _Log,
-                           progress: bool) -> Path:
+def _inversion_annotations(run: Run, config: BenchConfig, models: _Generator, few: Path, root: Path) -> None:
     """The few images inverted into the generator, their real labels as annotations
     (``ganfactory.annotate.inversion``; it resumes by itself). The images are first brought to the generator's
     resolution when the benchmark's differs (labels by nearest neighbour)."""
-    done = root.parent / "annotations.done"
-    if done.is_file():
-        return root
     from ganfactory.annotate.inversion import invert_labeled_dataset
     from ganfactory.gan.invert import InversionConfig
 
     inv_config = None
     if config.inversion_steps is not None:
-        names = {f.name for f in dataclasses.fields(InversionConfig)}
-        wanted = {"w_steps": config.inversion_steps[0], "wplus_steps": config.inversion_steps[1],
-                  "w_avg_samples": 1000}
-        inv_config = InversionConfig(**{k: v for k, v in wanted.items() if k in names})
-    G = generator()
+        inv_config = InversionConfig(w_steps=config.inversion_steps[0], wplus_steps=config.inversion_steps[1],
+                                     w_avg_samples=1000)
+    G = models.G
     source = _at_resolution(few, G.img_resolution, root.parent / f"few-{G.img_resolution}px")
-    from ganfactory.gan.io import read_any
+    run.log(f"inversion: inverting {len(LabeledDataset(source))} few images into the generator"
+            + ("" if models.D is not None else " (no discriminator: pixel losses only)"))
+    invert_labeled_dataset(G, source, root, config=inv_config, D=models.D, generator=config.generator,
+                           progress=run.progress)
+    _done(root)
 
-    D = read_any(config.generator).discriminator
-    log(f"inversion: inverting {len(LabeledDataset(source))} few images into the generator"
-        + ("" if D is not None else " (no discriminator: pixel losses only)"))
-    invert_labeled_dataset(G, source, root, config=inv_config, D=D, generator=config.generator, progress=progress)
-    done.write_text("done\n")
-    return root
+
+def _done_mark(annotations: Path) -> Path:
+    """The annotations stage's done mark: beside the store (an AnnotationSet holds only its own files)."""
+    return annotations.with_name(f"{annotations.name}.done")
+
+
+def _done(annotations: Path) -> None:
+    _done_mark(annotations).write_text("done\n")
 
 
 def _at_resolution(path: Path, resolution: int, out: Path) -> Path:
     """``path`` itself when its samples are ``resolution`` px, else a resized copy at ``out`` (made once)."""
     from ganfactory.datasets.labeled import LabeledSample, write_labeled_dataset
     from ganfactory.downstream.data import resize_sample
+    from ganfactory.keypoints import keypoints_from_rows, keypoints_to_rows
 
     dataset = LabeledDataset(path)
     if dataset.label(0).shape[0] == resolution:
@@ -296,11 +293,8 @@ def _at_resolution(path: Path, resolution: int, out: Path) -> Path:
 
     def sample(i: int) -> LabeledSample:
         image, label, meta = dataset[i]
-        kps = np.array([[np.nan if x is None else x, np.nan if y is None else y, v] for x, y, v in meta["keypoints"]],
-                       np.float64).reshape(-1, 3)
-        image, label, kps = resize_sample(image, label, kps, resolution)
-        rows = [[None, None, 0] if np.isnan(x) else [float(x), float(y), int(v)] for x, y, v in kps]
-        return LabeledSample(meta["id"], image, label, rows, meta={"resized_from": str(path)})
+        image, label, kps = resize_sample(image, label, keypoints_from_rows(meta["keypoints"]), resolution)
+        return LabeledSample(meta["id"], image, label, keypoints_to_rows(kps), meta={"resized_from": str(path)})
 
     write_labeled_dataset(out, dataset.schema, len(dataset), sample, provenance={
         "producer": "ganfactory bench (resized copy)", "source": str(path), "resolution": resolution},
@@ -308,35 +302,32 @@ def _at_resolution(path: Path, resolution: int, out: Path) -> Path:
     return out
 
 
-def _interpreter(config: BenchConfig, generator: Callable, annotations: Path, out: Path, log: _Log,
-                 progress: bool) -> Path:
+def _interpreter(run: Run, config: BenchConfig, models: _Generator, annotations: Path, out: Path) -> None:
     from ganfactory.annotate.store import AnnotationSet
-    from ganfactory.label import InterpreterConfig, train_interpreter, training_images
+    from ganfactory.annotate.training import training_images
+    from ganfactory.label import InterpreterConfig, train_interpreter
 
-    if (out / "interpreter.json").is_file():
-        return out
     store = AnnotationSet(annotations)
-    G = generator()
+    G = models.G
     icfg = InterpreterConfig(num_models=config.interpreter_models, max_epochs=config.interpreter_epochs,
                              pixels_per_image=config.interpreter_pixels, seed=config.seed)
-    log(f"{annotations.parent.name}: training the interpreter ({icfg.num_models} models) on "
-        f"{len(store.annotated_ids())} annotated images")
-    interp, report = train_interpreter(G, training_images(store, G), store.schema, icfg, progress=progress)
+    run.log(f"{annotations.parent.name}: training the interpreter ({icfg.num_models} models) on "
+            f"{len(store.annotated_ids())} annotated images")
+    interp, report = train_interpreter(G, training_images(store, G), store.schema, icfg, progress=run.progress)
     interp.save(out, provenance={"generator": config.generator, "annotations": str(annotations),
                                  "report": dataclasses.asdict(report)})
-    return out
 
 
-def _synthetic(config: BenchConfig, interpreter: Path, out: Path, log: _Log, progress: bool) -> LabeledDataset:
+def _synthetic(run: Run, config: BenchConfig, models: _Generator, interpreter: Path, out: Path) -> None:
     from ganfactory.synth.factory import SynthConfig, synthesize
 
-    if not (out / "dataset.json").is_file():
-        log(f"{out.parent.name}: synthesizing {config.synthetic_samples} labelled candidates")
-        synthesize(SynthConfig(config.generator, str(interpreter), tuple(range(config.synthetic_samples)),
-                               truncation_psi=config.truncation_psi, candidates_per_shard=min(
-                                   1000, config.synthetic_samples), filter_fraction=0.0, coco_object=None),
-                   out, workers=config.synth_workers, progress=progress)
-    return LabeledDataset(out)
+    run.log(f"{out.parent.name}: synthesizing {config.synthetic_samples} labelled candidates")
+    in_process = config.synth_workers == 1
+    synthesize(SynthConfig(config.generator, str(interpreter), tuple(range(config.synthetic_samples)),
+                           truncation_psi=config.truncation_psi, candidates_per_shard=min(
+                               1000, config.synthetic_samples), filter_fraction=0.0, coco_object=None,
+                           device=config.device),
+               out, workers=config.synth_workers, progress=run.progress, G=models.G if in_process else None)
 
 
 def _filtered(uncertainty: np.ndarray, n: int, fraction: float) -> list[int]:
@@ -346,31 +337,25 @@ def _filtered(uncertainty: np.ndarray, n: int, fraction: float) -> list[int]:
     return filter_most_uncertain(torch.from_numpy(uncertainty[:n]), fraction).tolist()
 
 
-def _route(route: str, config: BenchConfig, out: Path, splits: dict[str, Path], test: SegmentationData, log: _Log,
-           progress: bool, timings: _Timings) -> tuple[dict, list[dict], dict]:
+def _route(run: Run, route: str, config: BenchConfig, models: _Generator, splits: dict[str, Path],
+           test: SegmentationData) -> tuple[dict, list[dict], dict]:
     """One DatasetGAN arm: (main scores, sweep rows, uncertainty summary)."""
-    from ganfactory.gan import load_generator
-
-    arm = out / "arms" / route
-    loaded = []
-
-    def generator():
-        """The generator, loaded on first need (a resumed run past these stages never loads it)."""
-        if not loaded:
-            loaded.append(load_generator(config.generator))
-        return loaded[0]
-
+    arm = run.root / "arms" / route
     annotations = arm / "annotations"
+    if route == "annotator" and (annotations / "schema.json").is_file() and not _done_mark(annotations).is_file():
+        _done(annotations)       # a run of an earlier version: the store renamed into place was its done mark
     if route == "annotator":
-        _timed(timings, f"{route}.annotate", lambda: _simulated_annotations(
-            config, generator, out / "arms" / "full" / "net", annotations, log))
+        run.stage(f"{route}.annotate", lambda: _simulated_annotations(
+            run, config, models, run.root / "arms" / "full" / "net", annotations), done=_done_mark(annotations))
     else:
-        _timed(timings, f"{route}.annotate", lambda: _inversion_annotations(
-            config, generator, splits["few"], annotations, log, progress))
-    interp = _timed(timings, f"{route}.interpreter", lambda: _interpreter(
-        config, generator, annotations, arm / "interpreter", log, progress))
-    synth = _timed(timings, f"{route}.synthesize", lambda: _synthetic(
-        config, interp, arm / "synthetic", log, progress))
+        run.stage(f"{route}.annotate", lambda: _inversion_annotations(
+            run, config, models, splits["few"], annotations), done=_done_mark(annotations))
+    interp = arm / "interpreter"
+    run.stage(f"{route}.interpreter", lambda: _interpreter(run, config, models, annotations, interp),
+              done=interp / "interpreter.json")
+    run.stage(f"{route}.synthesize", lambda: _synthetic(run, config, models, interp, arm / "synthetic"),
+              done=arm / "synthetic" / "dataset.json")
+    synth = LabeledDataset(arm / "synthetic")
     uncertainty = np.array([synth.meta(i)["uncertainty"] for i in range(len(synth))], np.float64)
     ids = synth.ids
     rows = []
@@ -380,9 +365,9 @@ def _route(route: str, config: BenchConfig, out: Path, splits: dict[str, Path], 
     for n, filtered in plan:
         keep = _filtered(uncertainty, n, config.filter_fraction) if filtered else list(range(n))
         tag = f"n{n}-{'filtered' if filtered else 'all'}"
-        scores = _timed(timings, f"{route}.{tag}", lambda keep=keep, tag=tag, n=n, filtered=filtered: _train_and_score(
-            f"{route} {tag}", lambda: _load(arm / "synthetic", config, keep), arm / "runs" / tag, test, config, log,
-            progress, {"candidates": n, "filtered": filtered}))
+        scores = _arm(run, f"{route}.{tag}", f"{route} {tag}",
+                      lambda keep=keep: _load(arm / "synthetic", config, keep), arm / "runs" / tag, test, config,
+                      {"candidates": n, "filtered": filtered})
         row = {"route": route, "candidates": n, "filtered": filtered, "train_samples": len(keep),
                "miou": scores["miou"], "pck": scores.get("pck", {}).get("pck")}
         if (n, filtered) == (config.synthetic_samples, True):
@@ -401,7 +386,7 @@ def _route(route: str, config: BenchConfig, out: Path, splits: dict[str, Path], 
 
 def run_bench(config: BenchConfig, out: str | Path, data_dir: str | None = None, progress: bool = True) -> dict:
     """Run (or resume) the benchmark into ``out``; returns results.json's contents and writes the report.
-    Computes with ``config.threads`` intra-op threads and restores the caller's setting."""
+    Computes on ``config.device`` with ``config.threads`` intra-op threads and restores the caller's setting."""
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -411,38 +396,30 @@ def run_bench(config: BenchConfig, out: str | Path, data_dir: str | None = None,
 
 
 def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: bool) -> dict:
-    log = _Log(progress)
     header = {"benchmark": "cars", "config": config.to_json(), "data": None if data_dir is None else str(data_dir)}
     _check_data(config, data_dir)
-    if (out / "bench.json").is_file():
-        old = json.loads((out / "bench.json").read_text())
-        if old != header:
-            differ = sorted(k for k in header["config"] if old.get("config", {}).get(k) != header["config"][k])
-            raise GanfactoryError(f"{out} holds a benchmark run with other settings (differing: "
-                                  f"{', '.join(differ) or 'data'}); pass another --out or delete it")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        if any(p.name != "report" for p in out.iterdir()):
-            raise GanfactoryError(f"{out} is not empty and holds no benchmark run; pass a new directory")
-        _write_json(out / "bench.json", header)
+    run = Run.open(out, header, "bench.json", "bench", progress, allowed=("report",))
     t0 = time.perf_counter()
-    timings = _Timings(out / "timings.json")
-    torch.manual_seed(config.seed)
-    splits = _timed(timings, "data", lambda: _splits(config, out, data_dir, log, progress))
-    test = _load(splits["test"], config)
+    models = _Generator(config)
+    paths = _split_paths(config, run, data_dir)
+    run.stage("data", lambda: _build_splits(config, run, paths),
+              done=None if data_dir is None else paths["test"] / "dataset.json")
+    for path in paths.values():
+        _check_size(path, config.resolution)
+    test = _load(paths["test"], config)
     arms: dict[str, dict] = {}
     sweep: list[dict] = []
     uncertainty: dict[str, dict] = {}
     for arm in ("few", "full"):
         if arm in config.arms:
-            arms[arm] = _timed(timings, arm, lambda arm=arm: _train_and_score(
-                arm, lambda: _load(splits[arm], config), out / "arms" / arm, test, config, log, progress))
+            arms[arm] = _arm(run, arm, arm, lambda arm=arm: _load(paths[arm], config), out / "arms" / arm, test,
+                             config)
     for route in ROUTES:
         if route not in config.arms:
             continue
-        arms[route], rows, uncertainty[route] = _route(route, config, out, splits, test, log, progress, timings)
+        arms[route], rows, uncertainty[route] = _route(run, route, config, models, paths, test)
         sweep += rows
-    seeds = {split: LabeledDataset(path).provenance.get("seeds") for split, path in splits.items()}
+    seeds = {split: LabeledDataset(path).provenance.get("seeds") for split, path in paths.items()}
     if set(ROUTES) & set(config.arms):
         seeds.update(synthetic=[0, config.synthetic_samples], interpreter=config.seed)
     if "annotator" in config.arms:
@@ -452,11 +429,11 @@ def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: b
                "classes": [c.name for c in test.schema.classes], "keypoints": list(test.schema.keypoints),
                "test_images": len(test), "arms": {a: arms[a] for a in ARMS if a in arms},
                "sweep": sweep, "uncertainty": uncertainty, "config": config.to_json(), "seeds": seeds,
-               "data": {k: str(v) for k, v in splits.items()}, "timings": dict(timings),
+               "data": {k: str(v) for k, v in paths.items()}, "timings": dict(run.timings),
                "seconds_this_run": round(time.perf_counter() - t0, 1)}
-    _write_json(out / "results.json", results)
+    run.write_json("results.json", results)
     from ganfactory.report import write_bench_report
 
     report = write_bench_report(out)
-    log(f"results: {out / 'results.json'}; report: {report}")
+    run.log(f"results: {out / 'results.json'}; report: {report}")
     return results

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ganfactory.cli.annotate_invert import register_verb as register_invert
+from ganfactory.cli.options import add_device, add_generator, add_truncation
 from ganfactory.errors import GanfactoryError
 
 
@@ -24,16 +25,17 @@ def register(sub) -> None:
                     "Serves one page on http://HOST:PORT/ and writes only inside the project: each item's "
                     "label.png, item.json (keypoints, status) and new samples (the next seed). With active "
                     "learning on, an interpreter retrains in the background and pre-fills new samples.")
-    s.add_argument("--ckpt", required=True, help="generator checkpoint path or built-in name")
+    add_generator(s, help="generator checkpoint path or built-in name")
     s.add_argument("--project", required=True, help="AnnotationSet directory (created if new)")
     s.add_argument("--schema", default=None,
                    help="schema.json for a new project: {\"classes\": [{\"id\", \"name\", \"color\"}], "
                         "\"keypoints\": [names]} (default: background and object)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8765)
-    s.add_argument("--trunc", type=float, default=1.0, help="truncation psi of new samples")
+    add_truncation(s, help="truncation psi of new samples")
     s.add_argument("--no-active", action="store_true", help="no background interpreter, no pre-filling")
     s.add_argument("--threads", type=int, default=1, help="torch CPU threads (the page stays responsive at 1)")
+    add_device(s)
     s.set_defaults(func=run_serve)
     i = verbs.add_parser(
         "import", help="import labeled real images",
@@ -58,7 +60,7 @@ def register(sub) -> None:
 
 def read_schema(path: str | None):
     """A Schema from a JSON file (the ``schema`` object of an AnnotationSet header, or such a header)."""
-    from ganfactory.datasets.labeled import LabeledDatasetError, Schema
+    from ganfactory.schema import Schema, SchemaError
 
     if path is None:
         return None
@@ -73,31 +75,35 @@ def read_schema(path: str | None):
         raise GanfactoryError(f"{path}: a schema is an object {{\"classes\": [...], \"keypoints\": [...]}}")
     try:
         return Schema.from_json(data)
-    except LabeledDatasetError as e:
+    except SchemaError as e:
         raise GanfactoryError(f"{path}: {e}") from None
 
 
 def run_serve(args: argparse.Namespace) -> None:
     import torch
-    import uvicorn
 
     from ganfactory.annotate.active import ActiveConfig
-    from ganfactory.annotate.server import ServerConfig, create_app, lock_project, open_project
+    from ganfactory.annotate.server import ServerConfig, create_app
+    from ganfactory.annotate.store import open_project
     from ganfactory.gan import load_generator
+    from ganfactory.web import bind, project_lock, serve
+    from ganfactory.web.serve import base_url
 
-    if not 0 <= args.port < 65536:
-        raise GanfactoryError(f"--port {args.port}: use 0..65535")
     if args.threads < 1:
         raise GanfactoryError("--threads must be positive")
     schema = read_schema(args.schema)
-    G = load_generator(args.ckpt)
-    store = open_project(args.project, schema, args.ckpt)
-    torch.set_num_threads(args.threads)
-    active = None if args.no_active else ActiveConfig(truncation_psi=args.trunc)
-    app = create_app(store, G, ServerConfig(truncation_psi=args.trunc, active=active))
-    with lock_project(store.root):
-        print(f"annotating {store.root} ({len(store)} items) on http://{args.host}:{args.port}/  (Ctrl-C stops)")
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    sock = bind(args.host, args.port)            # first: a port in use fails before the project is created
+    try:
+        G = load_generator(args.generator, device=args.device)
+        store = open_project(args.project, schema, args.generator)
+        torch.set_num_threads(args.threads)
+        active = None if args.no_active else ActiveConfig(truncation_psi=args.truncation_psi)
+        app = create_app(store, G, ServerConfig(truncation_psi=args.truncation_psi, active=active), host=args.host)
+        with project_lock(store.root):
+            print(f"annotating {store.root} ({len(store)} items) on {base_url(sock)}/  (Ctrl-C stops)", flush=True)
+            serve(app, sock)
+    finally:
+        sock.close()
 
 
 def run_import(args: argparse.Namespace) -> None:

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ganfactory.cli.options import add_device, add_generator
 from ganfactory.errors import GanfactoryError
 
 
@@ -18,7 +19,7 @@ def register_verb(verbs) -> None:
                     "LabeledDataset (--dataset), or the project's real items not inverted yet. Writes the latents "
                     "and reconstructions into the project (an AnnotationSet) and per-image PSNR to "
                     "PROJECT/inversion.json. A rerun resumes.")
-    p.add_argument("--ckpt", required=True, help="generator checkpoint path or built-in name")
+    add_generator(p, help="generator checkpoint path or built-in name")
     p.add_argument("--project", required=True, help="AnnotationSet directory (created if new)")
     p.add_argument("--images", help="directory of real images (with --labels)")
     p.add_argument("--labels", help="directory of label PNGs named like the images (with --images)")
@@ -31,6 +32,7 @@ def register_verb(verbs) -> None:
                    help="pixel losses only (default: also the discriminator's features, when the checkpoint has one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+    add_device(p)
     p.set_defaults(func=run_invert)
 
 
@@ -46,12 +48,12 @@ def run_invert(args: argparse.Namespace) -> None:
         raise GanfactoryError("pass either --dataset or --images/--labels, not both")
     if min(args.w_steps, args.wplus_steps) < 0 or args.batch < 1:
         raise GanfactoryError("--w-steps and --wplus-steps must be >= 0 and --batch positive")
-    ckpt = read_any(args.ckpt)
+    ckpt = read_any(args.generator, device=args.device)
     G, D = ckpt.generator, None if args.no_discriminator else ckpt.discriminator
     config = InversionConfig(w_steps=args.w_steps, wplus_steps=args.wplus_steps, seed=args.seed)
     progress = not args.quiet
     if args.dataset:
-        invert_labeled_dataset(G, args.dataset, args.project, config=config, D=D, generator=args.ckpt,
+        invert_labeled_dataset(G, args.dataset, args.project, config=config, D=D, generator=args.generator,
                                batch=args.batch, progress=progress)
     else:
         exists = (Path(args.project) / "schema.json").is_file()

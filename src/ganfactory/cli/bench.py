@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from ganfactory.cli.options import add_device, add_generator, check_out_dir
 from ganfactory.errors import GanfactoryError
 
 
@@ -17,13 +18,13 @@ def register(sub) -> None:
     verbs.required = True
     c = verbs.add_parser(
         "cars", help="the cars benchmark: few-shot, DatasetGAN (inversion, annotator), fully supervised",
-        description="Reads the generator (--ckpt) and the cars splits few/full/test (--data DIR holding them, or "
+        description="Reads the generator (--generator) and the cars splits few/full/test (--data DIR holding them, or "
                     "built into OUT/data with the cars builder). Trains one network per arm with the same budget, "
                     "scores each on test (mIoU, per-class IoU, PCK@0.1), sweeps the number of synthetic samples with "
                     "and without uncertainty filtering, and writes OUT/results.json and OUT/report/index.html. "
                     "Every stage is skipped when its result exists: run the same command again to resume.")
     c.add_argument("--out", required=True, help="run directory")
-    c.add_argument("--ckpt", default=DEFAULT_GENERATOR, help=f"generator (default: {DEFAULT_GENERATOR})")
+    add_generator(c, default=DEFAULT_GENERATOR, help=f"generator (default: {DEFAULT_GENERATOR})")
     c.add_argument("--data", default=None, help="directory holding the few, full and test splits (default: build)")
     c.add_argument("--quick", action="store_true", help="tiny splits and budgets (CI: proves the wiring)")
     c.add_argument("--arms", default=None, help="comma-separated arms (default: few,inversion,annotator,full)")
@@ -34,6 +35,7 @@ def register(sub) -> None:
     c.add_argument("--synth-workers", type=int, default=None, help="synthesis processes")
     c.add_argument("--threads", type=int, default=None, help="intra-op threads (default 1: fastest on a busy CPU)")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device(c)
     c.set_defaults(func=run_cars)
 
 
@@ -45,11 +47,12 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 
 
 def run_cars(args: argparse.Namespace) -> None:
+    check_out_dir(args.out)
     import dataclasses
 
     from ganfactory.bench import bench_config, run_bench
 
-    overrides = {}
+    overrides = {"device": args.device}
     if args.arms:
         overrides["arms"] = tuple(a.strip() for a in args.arms.split(",") if a.strip())
     if args.samples is not None:
@@ -57,7 +60,7 @@ def run_cars(args: argparse.Namespace) -> None:
     if args.sweep is not None:
         overrides["sweep_sizes"] = _ints(args.sweep, "--sweep")
     elif args.samples is not None:           # the default sweep, cut at the number of samples
-        default = bench_config(args.ckpt, args.quick).sweep_sizes
+        default = bench_config(args.generator, args.quick).sweep_sizes
         overrides["sweep_sizes"] = tuple(n for n in default if n <= args.samples) or (args.samples,)
     if args.synth_workers is not None:
         overrides["synth_workers"] = args.synth_workers
@@ -65,7 +68,7 @@ def run_cars(args: argparse.Namespace) -> None:
         if args.threads < 1:
             raise GanfactoryError(f"--threads must be at least 1, got {args.threads}")
         overrides["threads"] = args.threads
-    config = bench_config(args.ckpt, args.quick, **overrides)
+    config = bench_config(args.generator, args.quick, **overrides)
     train = {}
     if args.arch:
         train["architecture"] = args.arch

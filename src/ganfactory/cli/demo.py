@@ -18,6 +18,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from ganfactory.cli.options import add_device, add_generator, check_out_dir
+
 DEFAULT_GENERATOR = "cars64"
 DEMO_DATA = "cars64-demo"
 """Package asset directory holding the bundled ``few`` and ``test`` LabeledDatasets."""
@@ -30,10 +32,11 @@ def register(sub) -> None:
                     "images). Writes --out: the annotations made by inversion, the interpreter, the synthetic "
                     "dataset, two trained networks, results.json and report/index.html. Rerun to resume.")
     p.add_argument("--out", default="out/demo", help="output directory")
-    p.add_argument("--ckpt", default=DEFAULT_GENERATOR, help="generator (default: the built-in one)")
+    add_generator(p, default=DEFAULT_GENERATOR, help="generator (default: the built-in one)")
     p.add_argument("--samples", type=int, default=400, help="synthetic samples")
     p.add_argument("--iterations", type=int, default=500, help="training iterations of each network")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device(p)
     p.set_defaults(func=run)
 
 
@@ -42,7 +45,7 @@ def demo_data() -> Path:
     return Path(str(resources.files("ganfactory") / "assets" / DEMO_DATA))
 
 
-def demo_config(ckpt: str, samples: int = 400, iterations: int = 500):
+def demo_config(generator: str, samples: int = 400, iterations: int = 500, device: str = "cpu"):
     """The demo's settings: the benchmark's few-shot and inversion arms on a small budget. The interpreter is
     cut to 5 models and 10 epochs: with a 64 px cars generator DatasetGAN's 10 models x up to 50 epochs took 4.6 of
     the demo's 10 minutes on two busy cores."""
@@ -53,19 +56,20 @@ def demo_config(ckpt: str, samples: int = 400, iterations: int = 500):
     if samples < 10 or iterations < 1:
         raise GanfactoryError(f"--samples must be at least 10 and --iterations positive, got {samples} and "
                               f"{iterations}")
-    return BenchConfig(ckpt, arms=("few", "inversion"), synthetic_samples=samples, sweep_sizes=(),
+    return BenchConfig(generator, arms=("few", "inversion"), synthetic_samples=samples, sweep_sizes=(),
                        train=TrainConfig(iterations=iterations, batch_size=16, learning_rate=3e-3, log_every=25,
                                          checkpoint_every=100),
                        interpreter_models=5, interpreter_epochs=10, inversion_steps=(100, 100),
-                       synth_workers=1, sample_images=8)
+                       synth_workers=1, sample_images=8, device=device)
 
 
 def run(args: argparse.Namespace) -> None:
+    check_out_dir(args.out)
     from ganfactory.bench import run_bench
     from ganfactory.report import write_bench_report
 
     t0 = time.perf_counter()
-    config = demo_config(args.ckpt, args.samples, args.iterations)
+    config = demo_config(args.generator, args.samples, args.iterations, args.device)
     _start_over_if_changed(Path(args.out), config)
     results = run_bench(config, args.out, str(demo_data()), progress=not args.quiet)
     report = write_bench_report(args.out, title="ganfactory demo: labeled data from a generator")

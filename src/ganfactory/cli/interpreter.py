@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from ganfactory.cli.options import add_device, add_generator, add_truncation, check_out_dir
 from ganfactory.errors import GanfactoryError
 from ganfactory.gan.networks import NOISE_MODES
 
@@ -23,7 +22,7 @@ def register(sub) -> None:
         description="Reads a generator and an AnnotationSet directory (items with status 'annotated'). Writes "
                     "an interpreter directory: interpreter.json (taps, schema, settings, report) and "
                     "weights.safetensors.")
-    t.add_argument("--ckpt", required=True, help="generator checkpoint path or built-in name")
+    add_generator(t, help="generator checkpoint path or built-in name")
     t.add_argument("--annotations", required=True, help="AnnotationSet directory")
     t.add_argument("--out", required=True, help="interpreter directory to write")
     t.add_argument("--layers", default=None, help="comma-separated feature layers (default: every conv layer)")
@@ -38,6 +37,7 @@ def register(sub) -> None:
     t.add_argument("--patience", type=int, default=3, help="epochs without a better held-out accuracy")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true")
+    add_device(t)
     t.set_defaults(func=run_train)
     q = verbs.add_parser(
         "predict", help="label seeds or stored latents",
@@ -46,22 +46,25 @@ def register(sub) -> None:
                     "NAME.label.png (uint8 ids), NAME.overlay.png, a grid of overlays and scores.json "
                     "(per-image uncertainty, keypoints; with --annotations also pixel accuracy and mean IoU "
                     "against the stored labels).")
-    q.add_argument("--ckpt", required=True)
+    add_generator(q)
     q.add_argument("--interpreter", required=True, help="interpreter directory")
     src = q.add_mutually_exclusive_group(required=True)
     src.add_argument("--seeds", help="seed list, e.g. 0-15")
     src.add_argument("--latents", help="latents.npz from 'ganfactory generate'")
     src.add_argument("--annotations", help="AnnotationSet directory (every item)")
-    q.add_argument("--trunc", type=float, default=1.0, help="truncation psi (with --seeds)")
+    add_truncation(q, help="truncation psi (with --seeds)")
     q.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise mode (with --seeds)")
     q.add_argument("--out", required=True, help="output directory")
+    add_device(q)
     q.set_defaults(func=run_predict)
 
 
 def run_train(args: argparse.Namespace) -> None:
+    check_out_dir(args.out)
     from ganfactory.annotate import AnnotationSet
+    from ganfactory.annotate.training import training_images
     from ganfactory.gan import load_generator
-    from ganfactory.label import FeatureTaps, InterpreterConfig, train_interpreter, training_images
+    from ganfactory.label import FeatureTaps, InterpreterConfig, train_interpreter
 
     layers = None if args.layers is None else tuple(s.strip() for s in args.layers.split(",") if s.strip())
     config = InterpreterConfig(taps=FeatureTaps(layers, args.label_res), num_models=args.models,
@@ -72,43 +75,35 @@ def run_train(args: argparse.Namespace) -> None:
     if config.num_models < 1 or config.max_epochs < 1 or config.batch_size < 1:
         raise GanfactoryError("--models, --epochs and --batch must be positive")
     store = AnnotationSet(args.annotations)
-    G = load_generator(args.ckpt)
+    G = load_generator(args.generator, device=args.device)
     interp, report = train_interpreter(G, training_images(store, G), store.schema, config, progress=not args.quiet)
-    interp.save(args.out, provenance={"generator": args.ckpt, "annotations": str(args.annotations),
+    interp.save(args.out, provenance={"generator": args.generator, "annotations": str(args.annotations),
                                       "items": store.annotated_ids(), "report": report.__dict__})
     print(json.dumps({"out": args.out, "heldout_accuracy": report.heldout_accuracy, "epochs": report.epochs,
                       "seconds": round(report.seconds, 2)}))
 
 
-def overlay(image: np.ndarray, label: np.ndarray, colors: dict[int, tuple[int, int, int]],
-            alpha: float = 0.5) -> np.ndarray:
-    """[H, W, 3] uint8: the image with non-background classes tinted by their schema colour."""
-    table = np.zeros((256, 3), np.float32)
-    for i, c in colors.items():
-        table[i] = c
-    tint = table[label]
-    out = np.where(label[..., None] > 0, (1 - alpha) * image + alpha * tint, image)
-    return out.round().clip(0, 255).astype(np.uint8)
-
-
 def run_predict(args: argparse.Namespace) -> None:
-    from ganfactory.annotate import AnnotationSet, Latent
+    check_out_dir(args.out)
+    from ganfactory.annotate import AnnotationSet
     from ganfactory.gan import load_generator
-    from ganfactory.gan.sampling import image_grid, load_latents, parse_seeds, to_uint8
+    from ganfactory.gan.latent import Latent
+    from ganfactory.gan.sampling import load_latents, parse_seeds, seed_file_stem
     from ganfactory.label import load_interpreter
-    from ganfactory.label.interpreter import pixel_metrics
+    from ganfactory.synth.predict import predict_to_folder
 
-    G = load_generator(args.ckpt)
-    interp = load_interpreter(args.interpreter)
+    G = load_generator(args.generator, device=args.device)
+    interp = load_interpreter(args.interpreter, device=args.device)
+    truth = None
     if args.seeds:
         seeds = parse_seeds(args.seeds)
-        names = [f"seed{s:04d}" for s in seeds]
-        latents = [Latent.from_seed(G, s, args.trunc, args.noise_mode) for s in seeds]
+        names = [seed_file_stem(s) for s in seeds]
+        latents = [Latent.from_seed(G, s, args.truncation_psi, args.noise_mode) for s in seeds]
     elif args.latents:
         ws, mode, noise, _ = load_latents(args.latents)
         with np.load(args.latents) as data:
             seeds = data["seeds"].tolist() if "seeds" in data.files else []
-        names = ([f"seed{s:04d}" for s in seeds] if len(seeds) == len(ws) else
+        names = ([seed_file_stem(s) for s in seeds] if len(seeds) == len(ws) else
                  [f"latent{i:04d}" for i in range(len(ws))])
         latents = [Latent(ws[i], mode, None if noise is None else {k: v[i:i + 1] for k, v in noise.items()})
                    for i in range(len(ws))]
@@ -123,36 +118,9 @@ def run_predict(args: argparse.Namespace) -> None:
         names = [item.id for item in items]
         latents = [item.latent for item in items]
         truth = {item.id: item.label for item in items}
-    if not latents:
-        raise GanfactoryError("nothing to label")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    colors = {c.id: c.color for c in interp.schema.classes}
-    overlays, scores, compared = [], {}, ([], [])
-    for start in range(0, len(latents), 8):
-        img, pred = interp.predict(G, latents[start:start + 8])
-        pixels = to_uint8(img)
-        for j, name in enumerate(names[start:start + 8]):
-            label = pred.labels[j]
-            image = pixels[j]
-            if image.shape[:2] != label.shape:
-                image = np.asarray(Image.fromarray(image).resize(label.shape[::-1], Image.BILINEAR))
-            Image.fromarray(image).save(out / f"{name}.png")
-            Image.fromarray(label, "L").save(out / f"{name}.label.png")
-            ov = overlay(image, label, colors)
-            Image.fromarray(ov).save(out / f"{name}.overlay.png")
-            overlays.append(ov)
-            scores[name] = {"uncertainty": float(pred.score[j]),
-                            "keypoints": None if pred.keypoints is None else pred.keypoints[j].tolist()}
-            if args.annotations and truth[name] is not None and truth[name].shape == label.shape:
-                scores[name]["pixel_accuracy"] = float((truth[name] == label).mean())
-                compared[0].append(label)
-                compared[1].append(truth[name])
-    Image.fromarray(image_grid(np.stack(overlays))).save(out / "overlay_grid.png")
-    if compared[0]:
-        summary = pixel_metrics(np.stack(compared[0]), np.stack(compared[1]), interp.schema.class_ids)
-        scores = {"summary": {**summary, "items": len(compared[0])}, **scores}
-        print(f"against the stored labels of {len(compared[0])} items: pixel accuracy "
+    scores = predict_to_folder(G, interp, latents, names, args.out, truth)
+    if "summary" in scores:
+        summary = scores["summary"]
+        print(f"against the stored labels of {summary['items']} items: pixel accuracy "
               f"{summary['pixel_accuracy']:.4f}, mean IoU {summary['mean_iou']:.4f}")
-    (out / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
-    print(f"labelled {len(names)} images into {out}")
+    print(f"labelled {len(names)} images into {args.out}")

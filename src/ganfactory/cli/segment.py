@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ganfactory.cli.options import add_device, check_out_dir
 from ganfactory.errors import GanfactoryError
 
 
@@ -27,7 +28,7 @@ def register(sub) -> None:
     t.add_argument("--val-fraction", type=float, default=0.0, help="share of --data held out for validation")
     t.add_argument("--arch", choices=["unet", "deeplabv3"], default="unet", help="network (default unet)")
     t.add_argument("--res", type=int, default=None, help="train at this side (default: the data's)")
-    t.add_argument("--classes", choices=["cars-8"], default=None,
+    t.add_argument("--classes", choices=sorted(_class_merges()), default=None,
                    help="merge the data's classes into this set first (default: keep them)")
     t.add_argument("--iterations", type=int, default=2000)
     t.add_argument("--batch", type=int, default=16)
@@ -41,6 +42,7 @@ def register(sub) -> None:
     t.add_argument("--threads", type=int, default=1, help="intra-op threads (1 is fastest on a busy CPU)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true")
+    add_device(t)
     t.set_defaults(func=run_train)
     e = verbs.add_parser(
         "eval", help="score a trained network on a LabeledDataset",
@@ -51,10 +53,18 @@ def register(sub) -> None:
     e.add_argument("--data", required=True, help="LabeledDataset to score on")
     e.add_argument("--out", default=None, help="JSON file to write the scores to")
     e.add_argument("--alpha", type=float, default=0.1, help="PCK threshold as a share of the box size")
+    add_device(e)
     e.set_defaults(func=run_eval)
 
 
+def _class_merges() -> dict:
+    from ganfactory.datasets.parts import CLASS_MERGES
+
+    return CLASS_MERGES
+
+
 def run_train(args: argparse.Namespace) -> None:
+    check_out_dir(args.out)
     from ganfactory.datasets.labeled import LabeledDataset
     from ganfactory.downstream import TrainConfig, load_data, train_network
     from ganfactory.downstream.data import AugmentConfig, relabelled
@@ -84,7 +94,7 @@ def run_train(args: argparse.Namespace) -> None:
     result = train_network(data, args.out, config, val,
                            provenance={"data": [str(Path(d).resolve()) for d in args.data], "classes": args.classes,
                                        "max_uncertainty": args.max_uncertainty},
-                           progress=not args.quiet)
+                           progress=not args.quiet, device=args.device)
     print(json.dumps({"out": str(result.out), "iterations": result.iterations, "final_loss": result.final_loss,
                       "validation": result.validation, "seconds": round(result.seconds, 1)}))
 
@@ -120,9 +130,9 @@ def run_eval(args: argparse.Namespace) -> None:
 
     if not 0 < args.alpha <= 1:
         raise GanfactoryError(f"--alpha must be in (0, 1], got {args.alpha}")
-    seg = load_segmenter(args.model)
+    seg = load_segmenter(args.model, device=args.device)
     dataset = LabeledDataset(args.data)
-    from ganfactory.datasets.labeled import Schema
+    from ganfactory.schema import Schema
 
     schema = Schema(seg.schema.classes, dataset.schema.keypoints)
     data = load_data(dataset, None, None, table_between(dataset.schema, seg.schema), schema)
@@ -130,8 +140,10 @@ def run_eval(args: argparse.Namespace) -> None:
     scores = {"model": str(args.model), "data": str(args.data), **scores}
     text = json.dumps(scores, indent=1)
     if args.out:
+        from ganfactory.atomic import write_atomic
+
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        write_atomic(args.out, text + "\n")
     summary = {"miou": round(scores["miou"], 4), "pixel_accuracy": round(scores["pixel_accuracy"], 4),
                "per_class_iou": {k: None if v is None else round(v, 4) for k, v in scores["per_class_iou"].items()}}
     if "pck" in scores:

@@ -30,11 +30,9 @@ from ganfactory.datasets.cars import (
     render_car_sample,
 )
 from ganfactory.datasets.labeled import (
-    ClassInfo,
     LabeledDataset,
     LabeledDatasetError,
     LabeledSample,
-    Schema,
     write_coco,
     write_labeled_dataset,
 )
@@ -73,14 +71,12 @@ __all__ = [
     "Car",
     "CarSample",
     "CarSpec",
-    "ClassInfo",
     "LabeledDataset",
     "LabeledDatasetError",
     "LabeledSample",
     "LightSpec",
     "RenderSettings",
     "SampleVariation",
-    "Schema",
     "SplitSpec",
     "TorcsNotFound",
     "VariationSettings",

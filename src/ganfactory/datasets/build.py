@@ -29,7 +29,6 @@ from ganfactory.datasets.labeled import (
     DEFAULT_SHARD_SIZE,
     LabeledDatasetError,
     LabeledSample,
-    Schema,
     finish_dataset,
     missing_shards,
     plan_dataset,
@@ -38,6 +37,8 @@ from ganfactory.datasets.labeled import (
 from ganfactory.datasets.parts import CLASS_COLORS, class_names
 from ganfactory.datasets.torcs import find_torcs_root
 from ganfactory.datasets.variation import SPLITS, VariationSettings, sample_variation, split_seeds
+from ganfactory.keypoints import keypoints_to_rows
+from ganfactory.schema import Schema
 
 __all__ = ["BuildSettings", "build_split", "car_sample_record", "cars_schema", "split_car_ids"]
 
@@ -84,10 +85,8 @@ def car_sample_record(car: Car, seed: int, settings: RenderSettings, car_ids: tu
     variation = sample_variation(seed, car_ids, settings.variation)
     sample = render_car_sample(car, variation, settings)
     image = (sample.image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    keypoints = []
-    for (u, v), visible in zip(sample.keypoints_px.tolist(), sample.keypoints_visible.tolist(), strict=True):
-        available = not (np.isnan(u) or np.isnan(v))
-        keypoints.append([u if available else None, v if available else None, int(bool(visible) and available)])
+    keypoints = keypoints_to_rows(np.column_stack([sample.keypoints_px.double().numpy(),
+                                                   sample.keypoints_visible.double().numpy()]))
     meta = {
         "car_id": car.car_id, "seed": int(seed), "labels_trusted": car.labels_trusted,
         "camera": {"K": sample.K.tolist(), "R": sample.R.tolist(), "t": sample.t.tolist()},

@@ -4,10 +4,11 @@ Why here and not in the renderer: everything car-specific (where the camera goes
 the procedural background, which label a keypoint must land on) is benchmark policy; the renderer
 only draws meshes.
 
-Frames: the world is TORCS' car frame (x forward, y left, z up, metres), so the cameras written with a
-sample (OpenCV K, R, t with ``x_cv = R X + t``) apply directly to the ground-truth mesh. The camera is
-built here with +z up (``look_at_z_up``) instead of the renderer's y-up ``look_at``; projection and
-rasterisation follow ``ganfactory.render.conventions``.
+Frames: those of ``ganfactory.render.conventions``. A car is read in TORCS' frame (x forward, y left, z up,
+metres) and placed in the renderer's world by ``vehicle_to_world`` (front along +z, left side along +x), so
+the renderer's ``look_at`` at the variation's azimuth and elevation sees it as the variation says (azimuth 0
+the front, 90 the left side). The cameras written with a sample (OpenCV K, R, t with ``x_cv = R X + t``) are
+expressed in the car's own TORCS frame, so they apply directly to the ground-truth mesh as read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from PIL import Image, ImageDraw
 from ganfactory.datasets.car_assembly import KEYPOINT_NAMES, Car
 from ganfactory.datasets.parts import CARS13, CLASS_COLORS, class_names, coarse_from_fine
 from ganfactory.datasets.variation import SampleVariation, VariationSettings, sample_variation
-from ganfactory.render import Camera, DirectionalLights, Mesh, RasterSettings, Renderer
+from ganfactory.render import Camera, DirectionalLights, Mesh, RasterSettings, Renderer, look_at
+from ganfactory.render.conventions import vehicle_to_world
 from ganfactory.render.rasterizer import rasterize_mesh
 
 __all__ = [
@@ -35,8 +37,8 @@ __all__ = [
     "camera_for",
     "contact_sheet",
     "livery_mesh",
-    "look_at_z_up",
     "majority_labels",
+    "placed_mesh",
     "render_car_sample",
 ]
 
@@ -99,38 +101,35 @@ class CarSample:
         return self.labels > 0
 
 
-def look_at_z_up(eye: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """World-to-view R [B, 3, 3], t [B, 3] for cameras at ``eye`` [B, 3] looking at ``target`` [B, 3],
-    with world +z appearing up (the view frame of ``conventions``: x right, y up, looking down -z)."""
-    back = nnf.normalize(eye - target, dim=-1)
-    up = back.new_tensor([0.0, 0.0, 1.0]).expand_as(back)
-    right = nnf.normalize(torch.linalg.cross(up, back, dim=-1), dim=-1)
-    true_up = torch.linalg.cross(back, right, dim=-1)
-    R = torch.stack([right, true_up, back], dim=1)
-    return R, -(R @ eye[:, :, None])[:, :, 0]
+def placed_mesh(mesh: Mesh) -> Mesh:
+    """A TORCS-frame car mesh placed in the renderer's world (``vehicle_to_world``; exact)."""
+    return mesh.replace(verts=vehicle_to_world(mesh.verts),
+                        vert_normals=None if mesh.vert_normals is None else vehicle_to_world(mesh.vert_normals))
 
 
 def camera_for(car: Car, variation: SampleVariation, resolution: int) -> Camera:
-    """The sample's camera: looking at the car's box centre (+ jitter) from the variation's direction,
-    at the distance where the car's bounding box spans ``FRAME_FILL`` of the image (x the distance jitter).
+    """The sample's camera in the world frame (the car placed by ``placed_mesh``): looking at the car's box centre
+    (+ jitter) from the variation's azimuth and elevation, at the distance where the car's bounding box spans
+    ``FRAME_FILL`` of the image (x the distance jitter).
 
     For a box corner at a = R (p - target) in the look-at frame, the camera at distance d sees it at
     a_x / (d - a_z); it lies within the fraction F of the half-image when d >= a_z + |a_x| / (F tan(fov/2)),
-    and likewise for y. The base distance is the smallest d that holds for all eight corners."""
-    verts = car.mesh.verts[0].double()
+    and likewise for y. The base distance is the smallest d that holds for all eight corners. The camera is
+    computed in float64 and rounded once to float32."""
+    verts = vehicle_to_world(car.mesh.verts[0].double())
     lo, hi = verts.min(0).values, verts.max(0).values
     centre, half = (lo + hi) / 2, (hi - lo) / 2
-    target = centre + half * torch.tensor(variation.target_offset, dtype=torch.float64)
+    target = centre + half * vehicle_to_world(torch.tensor(variation.target_offset, dtype=torch.float64))
     fov = math.radians(variation.fov_deg)
-    direction = torch.tensor(variation.view_direction, dtype=torch.float64)
-    R, _ = look_at_z_up((target + direction)[None], target[None])
+    azimuth = torch.tensor([math.radians(variation.azimuth_deg)], dtype=torch.float64)
+    elevation = torch.tensor([math.radians(variation.elevation_deg)], dtype=torch.float64)
+    R, _ = look_at(azimuth, elevation, torch.ones(1, dtype=torch.float64), target[None])
     corners = torch.stack(torch.meshgrid(*[torch.stack([lo[i], hi[i]]) for i in range(3)], indexing="ij"), -1)
     a = (corners.reshape(-1, 3) - target) @ R[0].T
     reach = a[:, :2].abs().max(dim=1).values / (FRAME_FILL * math.tan(fov / 2))
-    distance = float((a[:, 2] + reach).max()) * variation.distance_scale
-    eye = target + distance * direction
-    R, t = look_at_z_up(eye[None].float(), target[None].float())
-    return Camera.from_fov(R, t, fov, (resolution, resolution))
+    distance = (a[:, 2] + reach).max() * variation.distance_scale
+    R, t = look_at(azimuth, elevation, distance[None], target[None])
+    return Camera.from_fov(R.float(), t.float(), fov, (resolution, resolution))
 
 
 def _rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
@@ -215,8 +214,8 @@ def render_car_sample(car: Car, variation: SampleVariation,
     class_names(settings.class_set)          # validates the name
     res, s = settings.resolution, settings.supersample
     camera = camera_for(car, variation, res)
-    mesh = livery_mesh(car, variation)
-    direction = torch.tensor(variation.light_direction, dtype=torch.float32).view(1, 1, 3)
+    mesh = placed_mesh(livery_mesh(car, variation))
+    direction = vehicle_to_world(torch.tensor(variation.light_direction, dtype=torch.float32)).view(1, 1, 3)
     lights = DirectionalLights(
         direction=direction, diffuse=torch.full((1, 1, 3), 0.8 * variation.light_intensity),
         ambient=torch.full((1, 3), variation.ambient), specular=torch.full((1, 1, 3), 0.15), shininess=24.0)
@@ -234,9 +233,10 @@ def render_car_sample(car: Car, variation: SampleVariation,
 
     keypoints_px, visible = _project_keypoints(car, camera, fine, out.depth[0], settings)
     K, R, t = camera.to_opencv()
+    R_car = R[0][:, [2, 0, 1]]          # R @ WORLD_FROM_VEHICLE: the car's own frame to the camera (exact)
     return CarSample(variation=variation, image=out.image[0].clamp(0, 1), labels=labels,
                      face_idx=out.face_idx[0], depth=out.depth[0], keypoints_px=keypoints_px,
-                     keypoints_visible=visible, K=K[0], R=R[0], t=t[0])
+                     keypoints_visible=visible, K=K[0], R=R_car, t=t[0])
 
 
 def _project_keypoints(car: Car, camera: Camera, fine_labels: torch.Tensor, depth: torch.Tensor,
@@ -249,7 +249,7 @@ def _project_keypoints(car: Car, camera: Camera, fine_labels: torch.Tensor, dept
     one-shell cars) only the depth test at the projected pixel decides.
     """
     res = settings.resolution
-    points = car.keypoints[None]
+    points = vehicle_to_world(car.keypoints)[None]
     view = camera.world_to_view(torch.nan_to_num(points))
     ndc = camera.view_to_ndc(view)[0]
     u = ((ndc[:, 0] + 1) * res - 1) / 2

@@ -46,18 +46,17 @@ from PIL import Image
 
 from ganfactory.atomic import TMP_PREFIX, write_atomic
 from ganfactory.errors import GanfactoryError
-from ganfactory.formats import check_format_header
+from ganfactory.formats import check_format_header, read_format_header, reading
+from ganfactory.schema import Schema
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
     "FORMAT",
     "FORMAT_VERSION",
-    "ClassInfo",
     "DatasetPlan",
     "LabeledDataset",
     "LabeledDatasetError",
     "LabeledSample",
-    "Schema",
     "coco_from_dataset",
     "finish_dataset",
     "missing_shards",
@@ -82,76 +81,6 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 class LabeledDatasetError(GanfactoryError, ValueError):
     """A LabeledDataset (or a sample for one) that breaks the format; the message says what to fix."""
-
-
-# ------------------------------------------------------------------------------------------ schema
-
-@dataclass(frozen=True)
-class ClassInfo:
-    """One class of the label maps."""
-
-    id: int
-    """The uint8 value in label PNGs (0 = background)."""
-    name: str
-    color: tuple[int, int, int]
-    """RGB for overlays."""
-
-
-@dataclass(frozen=True)
-class Schema:
-    """What label values and keypoints mean; stored in dataset.json."""
-
-    classes: tuple[ClassInfo, ...]
-    keypoints: tuple[str, ...] = ()
-    """Keypoint names, in the order of every sample's keypoint list."""
-
-    def __post_init__(self) -> None:
-        ids = [c.id for c in self.classes]
-        names = [c.name for c in self.classes]
-        if not self.classes or 0 not in ids:
-            raise LabeledDatasetError("a schema needs class id 0 (the background); add it to the classes")
-        if len(set(ids)) != len(ids) or len(set(names)) != len(names):
-            raise LabeledDatasetError(f"class ids and names must be unique, got {list(zip(ids, names, strict=True))}")
-        if not all(0 <= i <= 255 for i in ids):
-            raise LabeledDatasetError(f"class ids are uint8 values 0..255, got {ids}")
-        if len(set(self.keypoints)) != len(self.keypoints):
-            raise LabeledDatasetError(f"keypoint names must be unique, got {list(self.keypoints)}")
-
-    @classmethod
-    def from_names(cls, names: Sequence[str], colors: dict[str, tuple[int, int, int]] | None = None,
-                   keypoints: Sequence[str] = ()) -> Schema:
-        """Classes with id = position in ``names`` (``names[0]`` is the background)."""
-        colors = colors or {}
-        return cls(tuple(ClassInfo(i, n, tuple(colors.get(n, _default_color(i)))) for i, n in enumerate(names)),
-                   tuple(keypoints))
-
-    @property
-    def class_ids(self) -> tuple[int, ...]:
-        return tuple(c.id for c in self.classes)
-
-    def allowed_ids(self) -> np.ndarray:
-        """[256] bool: which uint8 label values the schema defines."""
-        table = np.zeros(256, dtype=bool)
-        table[list(self.class_ids)] = True
-        return table
-
-    def to_json(self) -> dict:
-        return {"classes": [{"id": c.id, "name": c.name, "color": list(c.color)} for c in self.classes],
-                "keypoints": list(self.keypoints)}
-
-    @classmethod
-    def from_json(cls, data: dict) -> Schema:
-        try:
-            classes = tuple(ClassInfo(int(c["id"]), str(c["name"]), tuple(int(v) for v in c["color"]))
-                            for c in data["classes"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise LabeledDatasetError(f"schema classes need id, name and color (RGB) each: {e}") from None
-        return cls(classes, tuple(str(k) for k in data.get("keypoints", ())))
-
-
-def _default_color(i: int) -> tuple[int, int, int]:
-    rng = np.random.default_rng([i, 7])
-    return (0, 0, 0) if i == 0 else tuple(int(v) for v in rng.integers(40, 256, size=3))
 
 
 # ------------------------------------------------------------------------------------------ samples
@@ -413,11 +342,12 @@ class LabeledDataset:
                 raise LabeledDatasetError(
                     f"{self.root}: no dataset.json, so not a complete LabeledDataset"
                     + ("; a build was interrupted there: run it again to resume" if partial else ""))
-            try:
-                header = json.loads(path.read_text())
-            except json.JSONDecodeError as e:
-                raise LabeledDatasetError(f"{path}: not JSON ({e})") from None
+            header = read_format_header(path, FORMAT, FORMAT_VERSION, LabeledDatasetError, "not a LabeledDataset")
         check_format_header(header, self.root, FORMAT, FORMAT_VERSION, LabeledDatasetError)
+        with reading(self.root / "dataset.json", LabeledDatasetError):
+            self._open(header)
+
+    def _open(self, header: dict) -> None:
         self.header = header
         self.schema = Schema.from_json(header["schema"])
         self.provenance: dict = header.get("provenance", {})
@@ -444,11 +374,14 @@ class LabeledDataset:
         """Sample ``i``'s parsed meta line (cached; callers must not modify it)."""
         i = self._index(i)
         if self._parsed[i] is None:
+            where = f"{self.root}/meta/{self._shard[i]}.jsonl: sample {i}"
             try:
-                self._parsed[i] = json.loads(self._lines[i])
-            except json.JSONDecodeError as e:
-                raise LabeledDatasetError(f"{self.root}/meta/{self._shard[i]}.jsonl: sample {i} is not JSON ({e})") \
-                    from None
+                line = json.loads(self._lines[i])
+            except (json.JSONDecodeError, RecursionError) as e:
+                raise LabeledDatasetError(f"{where} is not JSON ({e})") from None
+            if not isinstance(line, dict) or not isinstance(line.get("id"), str) or not _ID.match(line["id"]):
+                raise LabeledDatasetError(f"{where} is not a sample record (an object with a file-name id)")
+            self._parsed[i] = line
         return self._parsed[i]
 
     def _index(self, i: int) -> int:
@@ -475,18 +408,21 @@ class LabeledDataset:
 
     def meta(self, i: int) -> dict:
         """A copy of sample ``i``'s JSON line."""
+        self._line(i)
         return json.loads(self._lines[self._index(i)])
 
     def image(self, i: int) -> np.ndarray:
         """[H, W, 3] uint8."""
-        with Image.open(self.image_path(i)) as img:
+        path = self.image_path(i)
+        with reading(path, LabeledDatasetError), Image.open(path) as img:
             return np.asarray(img.convert("RGB"))
 
     def label(self, i: int) -> np.ndarray:
         """[H, W] uint8."""
-        with Image.open(self.label_path(i)) as img:
+        path = self.label_path(i)
+        with reading(path, LabeledDatasetError), Image.open(path) as img:
             if img.mode != "L":
-                raise LabeledDatasetError(f"{self.label_path(i)}: label PNGs are mode L (uint8 ids), got {img.mode}")
+                raise LabeledDatasetError(f"{path}: label PNGs are mode L (uint8 ids), got {img.mode}")
             return np.asarray(img)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -495,6 +431,10 @@ class LabeledDataset:
     def validate(self) -> None:
         """Check every sample on disk (files, modes, sizes, label ids, keypoints, unique ids); raise on the first
         problem, naming the file."""
+        with reading(self.root, LabeledDatasetError):
+            self._validate()
+
+    def _validate(self) -> None:
         ids = self.ids
         if len(set(ids)) != len(ids):
             dup = next(x for x in ids if ids.count(x) > 1)
@@ -513,6 +453,9 @@ class LabeledDataset:
                                           f"{size[0]}x{size[1]}")
             _check_label_ids(label, self.schema, str(self.label_path(i)))
             meta = self._line(i)
+            kps = meta.get("keypoints", [])
+            if not isinstance(kps, list) or not all(isinstance(p, list) and len(p) == 3 for p in kps):
+                raise LabeledDatasetError(f"{self.root}: sample {meta['id']!r}: keypoints are not [x, y, visible] rows")
             if len(meta.get("keypoints", [])) != len(self.schema.keypoints):
                 raise LabeledDatasetError(f"{self.root}: sample {meta['id']!r} has {len(meta.get('keypoints', []))} "
                                           f"keypoints, the schema names {len(self.schema.keypoints)}")

@@ -21,6 +21,7 @@ import re
 import torch
 
 from ganfactory.render.io.ac3d import clean_ac3d_name
+from ganfactory.schema import ClassMerge
 
 __all__ = [
     "BODY_RULES",
@@ -28,6 +29,7 @@ __all__ = [
     "CARS13",
     "CARS13_TO_CARS8",
     "CLASS_COLORS",
+    "CLASS_MERGES",
     "CLASS_SETS",
     "LAMP",
     "OVERRIDES",
@@ -96,6 +98,10 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "trim": (140, 90, 40), "underbody": (90, 60, 120), "interior": (60, 160, 60), "other": (100, 110, 60),
 }
 """RGB colour per class name, for overlays and the dataset schema."""
+
+CLASS_MERGES: dict[str, ClassMerge] = {"cars-8": ClassMerge(CARS8, CARS13_TO_CARS8, CLASS_COLORS)}
+"""The named class merges of the data sets this package builds (a plain registry: ``--classes`` choices, and the
+merges ``ganfactory.downstream.data.table_between`` tries when two schemas' class names differ)."""
 
 _BODY = tuple((re.compile(p), c) for p, c in BODY_RULES)
 _WHEEL = tuple((re.compile(p), c) for p, c in WHEEL_RULES)

@@ -4,10 +4,11 @@ Why a seed per sample, not a stream per split: any sample can be rendered again 
 parallel workers, a bug report) and comes out the same bytes; splits are fixed seed ranges, so they
 never overlap.
 
-Angles are in degrees. Azimuth is measured in the TORCS ground plane from the car's +x (front)
-towards +y (its left): azimuth 0 looks at the front of the car, 90 at its left side, 180 at its back.
-Elevation is the camera's angle above the ground plane. The camera position is
-``target + distance * (cos(el) cos(az), cos(el) sin(az), sin(el))``.
+Angles are in degrees, with the meaning of ``ganfactory.render.conventions`` (the car placed in the world front
+along +z, left side along +x): azimuth 0 looks at the front of the car, 90 at its left side, 180 at its back;
+elevation is the camera's angle above the ground plane. Directions (``view_direction``, ``light_direction``) are
+given in the car's TORCS frame (x forward, y left, z up), the frame the cars data stores: in it the camera
+position is ``target + distance * (cos(el) cos(az), cos(el) sin(az), sin(el))``.
 """
 
 from __future__ import annotations

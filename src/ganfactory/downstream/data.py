@@ -4,8 +4,8 @@ augmentation.
 Why in memory: at 64 px a sample is 16 KB, so even 10,000 synthetic samples fit in 160 MB, and a CPU spends
 its time on the network rather than on PNG decoding every epoch.
 
-Conventions: keypoints are ``[x, y, visible]`` in pixels with pixel centres at integers (the LabeledDataset
-convention); NaN marks an unavailable point.
+Conventions: keypoints are ``ganfactory.keypoints``' arrays: ``[x, y, visible]`` in pixels with pixel centres at
+integers; NaN marks an unavailable point.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ganfactory.datasets.labeled import LabeledDataset, Schema
+from ganfactory.datasets.labeled import LabeledDataset
 from ganfactory.errors import GanfactoryError
+from ganfactory.keypoints import keypoints_from_rows, scale_keypoints
+from ganfactory.schema import Schema, remap_table
 
 __all__ = ["AugmentConfig", "SegmentationData", "augment_batch", "class_merge", "flip_permutation", "heatmap_targets",
            "load_data", "relabelled", "remap_table", "resize_sample", "table_between"]
@@ -48,20 +50,6 @@ class SegmentationData:
                                 tuple(self.ids[i] for i in index.tolist()))
 
 
-def remap_table(source: Schema, target: Schema, mapping: dict[str, str]) -> np.ndarray:
-    """[256] uint8 lookup: source class id -> target class id, by class *names* (``mapping`` source name ->
-    target name; a source class missing from ``mapping`` keeps its name). Unmapped ids map to 0."""
-    table = np.zeros(256, np.uint8)
-    target_ids = {c.name: c.id for c in target.classes}
-    for c in source.classes:
-        name = mapping.get(c.name, c.name)
-        if name not in target_ids:
-            raise GanfactoryError(f"class {c.name!r} maps to {name!r}, which is not a class of the target schema "
-                                  f"({', '.join(target_ids)})")
-        table[c.id] = target_ids[name]
-    return table
-
-
 def resize_sample(image: np.ndarray, label: np.ndarray, keypoints: np.ndarray, size: int) -> tuple[
         np.ndarray, np.ndarray, np.ndarray]:
     """One sample at ``size`` x ``size``: image bilinear (area-like when shrinking, PIL), labels nearest, keypoint
@@ -71,11 +59,7 @@ def resize_sample(image: np.ndarray, label: np.ndarray, keypoints: np.ndarray, s
         return image, label, keypoints
     image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
     label = np.asarray(Image.fromarray(label, "L").resize((size, size), Image.NEAREST))
-    kp = keypoints.copy()
-    if kp.size:
-        kp[:, 0] = (kp[:, 0] + 0.5) * (size / w) - 0.5
-        kp[:, 1] = (kp[:, 1] + 0.5) * (size / h) - 0.5
-    return image, label, kp
+    return image, label, scale_keypoints(keypoints, size / w, size / h)
 
 
 def load_data(dataset: LabeledDataset, resolution: int | None = None, indices: Sequence[int] | None = None,
@@ -97,8 +81,7 @@ def load_data(dataset: LabeledDataset, resolution: int | None = None, indices: S
         image, label, meta = dataset[i]
         if label_table is not None:
             label = label_table[label]
-        points = np.array([[np.nan if p[0] is None else p[0], np.nan if p[1] is None else p[1], p[2]]
-                           for p in meta.get("keypoints", [])[:k]], np.float32).reshape(-1, 3)
+        points = keypoints_from_rows(meta.get("keypoints", [])[:k], np.float32)
         if points.shape[0] != k:
             raise GanfactoryError(f"{dataset.root}: sample {meta['id']!r} has {points.shape[0]} keypoints, "
                                   f"{k} are needed")
@@ -211,15 +194,14 @@ def heatmap_targets(keypoints: Tensor, height: int, width: int, sigma: float) ->
 
 
 def class_merge(name: str) -> tuple[Schema, dict[str, str]]:
-    """A named merge of classes: (target schema without keypoints, source name -> target name). ``cars-8``:
-    the cars benchmark's scored classes from the fine ``cars-13`` (BENCHMARK.md)."""
-    from ganfactory.datasets.parts import CARS8, CARS13_TO_CARS8, CLASS_COLORS
+    """A named merge of classes (``ganfactory.datasets.CLASS_MERGES``): (target schema without keypoints, source
+    name -> target name)."""
+    from ganfactory.datasets.parts import CLASS_MERGES
 
-    merges = {"cars-8": (CARS8, CARS13_TO_CARS8)}
-    if name not in merges:
-        raise GanfactoryError(f"unknown class merge {name!r}; choose one of {', '.join(merges)}")
-    names, mapping = merges[name]
-    return Schema.from_names(names, CLASS_COLORS), dict(mapping)
+    if name not in CLASS_MERGES:
+        raise GanfactoryError(f"unknown class merge {name!r}; choose one of {', '.join(CLASS_MERGES)}")
+    merge = CLASS_MERGES[name]
+    return merge.schema(), dict(merge.mapping)
 
 
 def relabelled(source: Schema, merge: str | None) -> tuple[Schema, np.ndarray | None]:
@@ -234,13 +216,16 @@ def relabelled(source: Schema, merge: str | None) -> tuple[Schema, np.ndarray | 
 
 def table_between(source: Schema, target: Schema) -> np.ndarray | None:
     """Label table from ``source`` ids to ``target`` ids by class name; classes of ``source`` that ``target``
-    lacks are merged as a known class merge does (cars-13 -> cars-8). None when the ids already agree."""
+    lacks are merged as a known class merge (``CLASS_MERGES``) into ``target``'s classes does. None when the ids
+    already agree."""
     if [(c.id, c.name) for c in source.classes] == [(c.id, c.name) for c in target.classes]:
         return None
     target_names = {c.name for c in target.classes}
     mapping: dict[str, str] = {}
     if not {c.name for c in source.classes} <= target_names:
-        for merge in ("cars-8",):
+        from ganfactory.datasets.parts import CLASS_MERGES
+
+        for merge in CLASS_MERGES:
             merged, m = class_merge(merge)
             if {c.name for c in merged.classes} == target_names:
                 mapping = m

@@ -33,11 +33,12 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ganfactory.atomic import atomic_path, write_atomic, write_json
-from ganfactory.datasets.labeled import Schema
 from ganfactory.downstream.data import AugmentConfig, SegmentationData, augment_batch, flip_permutation, heatmap_targets
-from ganfactory.downstream.metrics import confusion_matrix, object_size, pck, segmentation_scores
 from ganfactory.downstream.models import ModelSpec, create_model, split_outputs
 from ganfactory.errors import GanfactoryError
+from ganfactory.formats import read_format_header
+from ganfactory.metrics import confusion_matrix, object_size, pck, segmentation_scores
+from ganfactory.schema import Schema
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Segmenter", "TrainConfig", "TrainResult", "evaluate", "load_segmenter",
            "train_network"]
@@ -145,29 +146,30 @@ def _to_input(images: Tensor) -> Tensor:
 
 def predict_arrays(model: nn.Module, spec: ModelSpec, images: np.ndarray | Tensor, resolution: int,
                    batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
-    """See ``Segmenter.predict``; ``model`` must already be in eval mode."""
-    from ganfactory.label.interpreter import refine_peaks
+    """See ``Segmenter.predict``; ``model`` must already be in eval mode. Computes on the model's device."""
+    from ganfactory.keypoints import refine_peaks
 
     images = torch.as_tensor(np.asarray(images))
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
         raise GanfactoryError(f"images must be [N, H, W, 3] uint8, got {list(images.shape)} {images.dtype}")
     h, w = images.shape[1:3]
+    device = next(model.parameters()).device
     labels, kps = [], []
     for start in range(0, images.shape[0], batch_size):
-        x = _to_input(images[start:start + batch_size])
+        x = _to_input(images[start:start + batch_size].to(device))
         if (h, w) != (resolution, resolution):
             x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
         logits, heat = split_outputs(model(x), spec.num_classes)
         lab = logits.argmax(1, keepdim=True).float()
         if (h, w) != (resolution, resolution):
             lab = F.interpolate(lab, size=(h, w), mode="nearest")
-        labels.append(lab[:, 0].to(torch.uint8))
+        labels.append(lab[:, 0].to(torch.uint8).cpu())
         if spec.num_keypoints:
             prob = torch.softmax(heat.flatten(2), -1).reshape(heat.shape)
             px, py, peak = refine_peaks(prob)
             px = (px + 0.5) * (w / resolution) - 0.5
             py = (py + 0.5) * (h / resolution) - 0.5
-            kps.append(torch.stack([px, py, peak], -1))
+            kps.append(torch.stack([px, py, peak], -1).cpu())
     return torch.cat(labels).numpy(), (torch.cat(kps).numpy() if kps else None)
 
 
@@ -234,20 +236,22 @@ def _validate(model: nn.Module, spec: ModelSpec, data: SegmentationData, resolut
 
 def train_network(data: SegmentationData, out: str | Path, config: TrainConfig = TrainConfig(),
                   val: SegmentationData | None = None, provenance: dict | None = None,
-                  progress: bool = True) -> TrainResult:
+                  progress: bool = True, device: torch.device | str = "cpu") -> TrainResult:
     """Train a network on ``data`` into run directory ``out`` (see the module docstring); resumes a killed run
     with the same settings, and returns at once when ``out`` already holds the finished model. Runs with
-    ``config.threads`` intra-op threads and restores the caller's setting."""
+    ``config.threads`` intra-op threads and restores the caller's setting. The network computes on ``device``;
+    batches are drawn and augmented on the CPU (one random stream whatever the device), so a run resumes on
+    another device."""
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _train(data, Path(out), config, val, provenance, progress)
+        return _train(data, Path(out), config, val, provenance, progress, torch.device(device))
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(data: SegmentationData, out: Path, config: TrainConfig, val: SegmentationData | None,
-           provenance: dict | None, progress: bool) -> TrainResult:
+           provenance: dict | None, progress: bool, device: torch.device) -> TrainResult:
     resolution = int(data.images.shape[1])
     spec = ModelSpec(config.architecture, len(data.schema.classes),
                      data.keypoints.shape[1] if config.keypoints else 0, config.widths)
@@ -274,14 +278,16 @@ def _train(data: SegmentationData, out: Path, config: TrainConfig, val: Segmenta
     else:
         write_json(out / "config.json", header)
 
-    torch.manual_seed(config.seed)
-    model = create_model(spec)
+    with torch.random.fork_rng(devices=[]):     # seeded initial weights, the caller's random state left alone
+        torch.manual_seed(config.seed)
+        model = create_model(spec)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed + 1)
     order, pos = torch.randperm(len(data), generator=gen), 0
     start = 0
     if (out / "checkpoint.pt").is_file():
-        state = torch.load(out / "checkpoint.pt", weights_only=True)
+        state = torch.load(out / "checkpoint.pt", weights_only=True, map_location="cpu")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
@@ -307,6 +313,7 @@ def _train(data: SegmentationData, out: Path, config: TrainConfig, val: Segmenta
             idx, pos = order[pos:pos + config.batch_size], pos + config.batch_size
             x, y, kp = augment_batch(_to_input(data.images[idx]), data.labels[idx].long(), data.keypoints[idx],
                                      config.augment, gen, flip_perm)
+            x, y, kp = x.to(device), y.to(device), kp.to(device)
             for group in opt.param_groups:
                 group["lr"] = _learning_rate(config, it)
             loss = _loss(model, spec, x, y, kp, config)
@@ -336,7 +343,7 @@ def _train(data: SegmentationData, out: Path, config: TrainConfig, val: Segmenta
     from safetensors.torch import save_file
 
     with atomic_path(out / "model.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     final_loss = history[-1]["loss"] if history else float("nan")
     seconds = time.perf_counter() - t0
     record = {**header, "iterations": config.iterations, "final_loss": final_loss, "validation": validation,
@@ -364,20 +371,41 @@ def _state_bytes(model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Genera
     return buffer.getvalue()
 
 
-def load_segmenter(path: str | Path) -> Segmenter:
-    """A finished run directory (``model.json`` + ``model.safetensors``) as a Segmenter."""
-    from safetensors.torch import load_file
+def load_segmenter(path: str | Path, device: torch.device | str = "cpu") -> Segmenter:
+    """A finished run directory (``model.json`` + ``model.safetensors``) as a Segmenter on ``device``."""
 
     path = Path(path)
-    meta = path / "model.json"
-    if not meta.is_file():
-        hint = " (training has not finished: run it again to resume)" if (path / "config.json").is_file() else ""
-        raise GanfactoryError(f"{path}: no model.json, so not a trained downstream network{hint}")
-    record = json.loads(meta.read_text())
-    if record.get("format") != FORMAT or record.get("format_version", 99) > FORMAT_VERSION:
-        raise GanfactoryError(f"{meta}: not a ganfactory downstream network this version reads")
+    if not (path / "model.json").is_file() and _is_training_run(path):
+        raise GanfactoryError(f"{path}: no model.json, so not a trained downstream network (training has not "
+                              "finished: run it again to resume)")
+    record = read_format_header(path / "model.json", FORMAT, FORMAT_VERSION, GanfactoryError,
+                                "so not a trained downstream network")
+    try:
+        return _build_segmenter(path, record, device)
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise GanfactoryError(f"{path}: a broken downstream network ({type(e).__name__}: {e}); train it "
+                              "again") from None
+
+
+def _is_training_run(path: Path) -> bool:
+    """Whether ``path`` holds the config.json of a downstream training run (not, say, a GAN checkpoint's)."""
+    try:
+        header = json.loads((path / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(header, dict) and header.get("format") == FORMAT
+
+
+def _build_segmenter(path: Path, record: dict, device) -> Segmenter:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     spec = ModelSpec.from_json(record["spec"])
-    torch.manual_seed(0)
-    model = create_model(spec)
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    model = create_model(spec)              # every weight and buffer comes from the file (strict load)
+    try:
+        weights = load_file(str(path / "model.safetensors"))
+    except (OSError, SafetensorError) as e:
+        raise GanfactoryError(f"{path / 'model.safetensors'}: unreadable ({e})") from None
+    model.load_state_dict(weights)
+    model = model.to(device)
     return Segmenter(model, spec, Schema.from_json(record["schema"]), int(record["resolution"]), record)

@@ -8,6 +8,7 @@ from ganfactory.gan.io import (
     read_any,
     save_checkpoint,
 )
+from ganfactory.gan.latent import Latent, LatentError, seed_noise, seeds_to_z, synthesize_latents
 from ganfactory.gan.networks import (
     Discriminator,
     DiscriminatorConfig,
@@ -15,7 +16,6 @@ from ganfactory.gan.networks import (
     GeneratorConfig,
     mix_styles,
 )
-from ganfactory.gan.sampling import seeds_to_z
 
 __all__ = [
     "BUILTIN_GENERATORS",
@@ -24,10 +24,14 @@ __all__ = [
     "DiscriminatorConfig",
     "Generator",
     "GeneratorConfig",
+    "Latent",
+    "LatentError",
     "load_checkpoint",
     "load_generator",
     "mix_styles",
     "read_any",
     "save_checkpoint",
+    "seed_noise",
     "seeds_to_z",
+    "synthesize_latents",
 ]

@@ -1,8 +1,7 @@
 """Sampling a generator from seeds, reproducibly: latents, style mixing, images, grids, files.
 
-Seeds follow NVlabs' generate.py: z = np.random.RandomState(seed).randn(1, z_dim), so seed 42 gives
-the same image here as there. Noise for noise_mode='random' is drawn from torch.Generator seeded
-with the same seed and stored with the latents, so every image regenerates exactly from its .npz.
+Seeds become z and noise by the one rule of ``ganfactory.gan.latent`` (NVlabs' z; per-seed noise for
+noise_mode='random', stored with the latents, so every image regenerates exactly from its .npz).
 """
 
 from __future__ import annotations
@@ -20,9 +19,11 @@ from torch import Tensor
 
 from ganfactory.atomic import atomic_path
 from ganfactory.errors import GanfactoryError
+from ganfactory.gan.latent import seed_noise, seeds_to_z
 from ganfactory.gan.networks import Generator, mix_styles
 
-__all__ = ["Samples", "generate", "image_grid", "load_latents", "parse_seeds", "save_samples", "seeds_to_z", "to_uint8"]
+__all__ = ["Samples", "generate", "image_grid", "load_latents", "parse_seeds", "save_samples", "seed_file_stem",
+           "seeds_to_z", "to_uint8"]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -38,9 +39,10 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def seeds_to_z(seeds: list[int], z_dim: int) -> Tensor:
-    """[N, z_dim] float32 latents, one per seed, NVlabs' convention."""
-    return torch.from_numpy(np.stack([np.random.RandomState(s).randn(z_dim) for s in seeds])).float()
+def seed_file_stem(seed: int) -> str:
+    """The file name stem of a seed's image in folders for people (``generate``, ``interpreter predict``):
+    NVlabs' ``seed0042``. Items of a store use ``ganfactory.gan.latent.seed_item_id`` instead."""
+    return f"seed{int(seed):04d}"
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -112,9 +114,7 @@ def generate(G: Generator, seeds: list[int], truncation_psi: float = 1.0, noise_
             ws = mix_styles(ws, mix_ws.expand_as(ws), mix_cutoff)
         noise = None
         if noise_mode == "random":
-            per_seed = [G.synthesis.sample_noise(1, torch.Generator().manual_seed(s))
-                        for s in seeds[start:start + batch_size]]
-            noise = {k: torch.cat([d[k] for d in per_seed]).to(device) for k in per_seed[0]}
+            noise = {k: v.to(device) for k, v in seed_noise(G, seeds[start:start + batch_size]).items()}
             noise_list.append(noise)
         img_list.append(G.synthesis(ws, noise_mode=noise_mode, noise=noise).cpu())
         ws_list.append(ws.cpu())
@@ -133,7 +133,7 @@ def save_samples(samples: Samples, out_dir: str | Path, provenance: dict | None 
     out.mkdir(parents=True, exist_ok=True)
     pixels = to_uint8(samples.images)
     for seed, img in zip(samples.seeds, pixels, strict=True):
-        _save_png(img, out / f"seed{seed:04d}.png")
+        _save_png(img, out / f"{seed_file_stem(seed)}.png")
     _save_png(image_grid(pixels), out / "grid.png")
     arrays = {"seeds": np.asarray(samples.seeds, dtype=np.int64), "z": samples.z.numpy(),
               "ws": samples.ws.numpy(),

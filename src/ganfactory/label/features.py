@@ -21,6 +21,7 @@ way (no antialiasing), as DatasetGAN does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -155,6 +156,32 @@ def naive_first_layer(features: dict[str, Tensor], layers: tuple[str, ...], size
     return out if bias is None else out + bias[None, :, None, None]
 
 
+def _sum_by_size(features: dict[str, Tensor], layers: tuple[str, ...], weight: Tensor,
+                 project: Callable[[Tensor, Tensor], Tensor]) -> dict[tuple[int, int], Tensor]:
+    """``project(f_l, W_l)`` for every layer, summed over the layers of one native size (h, w), in first-seen
+    order. weight: [H, D], its columns in ``layers`` order (layer l owns the columns of its C_l channels)."""
+    by_size: dict[tuple[int, int], Tensor] = {}
+    start = 0
+    for n in layers:
+        f = features[n]
+        c = f.shape[1]
+        projected = project(f, weight[:, start:start + c])
+        start += c
+        key = (f.shape[-2], f.shape[-1])
+        by_size[key] = projected if key not in by_size else by_size[key].add_(projected)
+    if start != weight.shape[1]:
+        raise ValueError(f"weight has {weight.shape[1]} input features, the layers give {start}")
+    return by_size
+
+
+def _project_nchw(f: Tensor, w: Tensor) -> Tensor:
+    return torch.einsum("hc,ncyx->nhyx", w, f)
+
+
+def _project_nhwc(f: Tensor, w: Tensor) -> Tensor:
+    return torch.matmul(f.permute(0, 2, 3, 1), w.t())                 # [N, h, w, H]
+
+
 def factorised_first_layer(features: dict[str, Tensor], layers: tuple[str, ...], size: int, weight: Tensor,
                            bias: Tensor | None = None) -> Tensor:
     """The classifier's first Linear layer as ``sum_l resize(W_l . f_l)``: the same [N, H, size, size] as
@@ -163,20 +190,9 @@ def factorised_first_layer(features: dict[str, Tensor], layers: tuple[str, ...],
 
     weight: [H, D], its columns in ``layers`` order (layer l owns columns of its C_l channels).
     """
-    by_size: dict[tuple[int, int], Tensor] = {}
-    start = 0
-    for n in layers:
-        f = features[n]
-        c = f.shape[1]
-        projected = torch.einsum("hc,ncyx->nhyx", weight[:, start:start + c], f)
-        start += c
-        key = (f.shape[-2], f.shape[-1])
-        by_size[key] = projected if key not in by_size else by_size[key].add_(projected)
-    if start != weight.shape[1]:
-        raise ValueError(f"weight has {weight.shape[1]} input features, the layers give {start}")
     out = None
-    for projected in by_size.values():           # layers of one resolution share one resize (it is linear)
-        up = resize(projected, size)
+    for projected in _sum_by_size(features, layers, weight, _project_nchw).values():
+        up = resize(projected, size)                 # layers of one resolution share one resize (it is linear)
         out = up if out is None else out.add_(up)
     return out if bias is None else out + bias[None, :, None, None]
 
@@ -189,20 +205,8 @@ def factorised_first_layer_nhwc(features: dict[str, Tensor], layers: tuple[str, 
     channels-last memory (vectorised over channels), and the result feeds the classifier's remaining layers as
     pixel rows without a transpose. Same values as the reference to float rounding (tested).
     """
-    by_size: dict[tuple[int, int], Tensor] = {}
-    start = 0
-    for n in layers:
-        f = features[n]
-        c = f.shape[1]
-        rows = f.permute(0, 2, 3, 1)                                     # [N, h, w, C] view
-        projected = torch.matmul(rows, weight[:, start:start + c].t())    # [N, h, w, H]
-        start += c
-        key = (f.shape[-2], f.shape[-1])
-        by_size[key] = projected if key not in by_size else by_size[key].add_(projected)
-    if start != weight.shape[1]:
-        raise ValueError(f"weight has {weight.shape[1]} input features, the layers give {start}")
     out = None
-    for (h, w), projected in by_size.items():
+    for (h, w), projected in _sum_by_size(features, layers, weight, _project_nhwc).items():
         if (h, w) != (size, size):
             projected = F.interpolate(projected.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
                                       align_corners=False).permute(0, 2, 3, 1)
@@ -213,18 +217,7 @@ def factorised_first_layer_nhwc(features: dict[str, Tensor], layers: tuple[str, 
 def project_by_size(features: dict[str, Tensor], layers: tuple[str, ...], weight: Tensor) -> list[Tensor]:
     """The per-layer projections ``W_l . f_l`` summed over layers of the same native size: one [N, h, w, H]
     (channels-last) tensor per size, in first-seen order. weight: [H, D] in ``layers`` column order."""
-    by_size: dict[tuple[int, int], Tensor] = {}
-    start = 0
-    for n in layers:
-        f = features[n]
-        c = f.shape[1]
-        projected = torch.matmul(f.permute(0, 2, 3, 1), weight[:, start:start + c].t())    # [N, h, w, H]
-        start += c
-        key = (f.shape[-2], f.shape[-1])
-        by_size[key] = projected if key not in by_size else by_size[key].add_(projected)
-    if start != weight.shape[1]:
-        raise ValueError(f"weight has {weight.shape[1]} input features, the layers give {start}")
-    return list(by_size.values())
+    return list(_sum_by_size(features, layers, weight, _project_nhwc).values())
 
 
 def upsample_sum_relu(size: int, bias: Tensor, *parts: Tensor) -> Tensor:

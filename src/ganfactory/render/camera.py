@@ -16,7 +16,14 @@ from torch import Tensor
 
 from ganfactory.render.conventions import CV_FROM_VIEW
 
-__all__ = ["Camera", "look_at"]
+__all__ = ["Camera", "look_at", "orbit_direction"]
+
+
+def orbit_direction(azimuth: Tensor, elevation: Tensor) -> Tensor:
+    """[..., 3] unit vectors from a target toward cameras at ``azimuth``, ``elevation`` (radians, the convention of
+    ``conventions``: azimuth 0 on +z, counter-clockwise toward +x seen from above; elevation raises)."""
+    return torch.stack([torch.cos(elevation) * torch.sin(azimuth), torch.sin(elevation),
+                        torch.cos(elevation) * torch.cos(azimuth)], -1)
 
 
 def look_at(
@@ -42,8 +49,7 @@ def look_at(
         raise ValueError(f"azimuth, elevation and distance must be [B], got {tuple(azimuth.shape)}")
     if target is None:
         target = azimuth.new_zeros(azimuth.shape[0], 3)
-    offset = torch.stack([torch.cos(elevation) * torch.sin(azimuth), torch.sin(elevation),
-                          torch.cos(elevation) * torch.cos(azimuth)], -1)
+    offset = orbit_direction(azimuth, elevation)
     eye = target + distance[:, None] * offset
     back = offset  # view +z points from the target to the eye (the camera looks down -z)
     up_t = back.new_tensor(up).expand_as(back)

@@ -3,11 +3,24 @@
 Why one module: a convention written in two places drifts. Everything below follows kaolin's DIB-R
 (so that ``kaolin_compat`` is a thin layer and the fixtures from kaolin's CUDA kernels hold exactly).
 
-World frame
+World frame (the one frame of the package; the cars benchmark and the 3-D half use it too)
     Right-handed, y up. ``look_at`` places the camera at
-    ``target + distance * (cos(el) sin(az), sin(el), cos(el) cos(az))``: azimuth 0 and elevation 0 put the
-    camera on the +z axis looking toward -z; positive azimuth turns the camera counter-clockwise seen
-    from above (from +z toward +x); positive elevation raises it.
+    ``target + distance * (cos(el) sin(az), sin(el), cos(el) cos(az))`` (``orbit_direction``): azimuth 0 and
+    elevation 0 put the camera on the +z axis looking toward -z; positive azimuth turns the camera
+    counter-clockwise seen from above (from +z toward +x); positive elevation raises it.
+
+Objects in the world
+    An object is placed with its front along +z, its left side along +x and its top along +y, so azimuth 0
+    looks at its front, 90 at its left side, 180 at its back, and elevation is the angle above its ground
+    plane. A vehicle model in the usual vehicle frame (TORCS, ISO 8855: x forward, y left, z up) is placed by
+    the rotation ``WORLD_FROM_VEHICLE``: world (x, y, z) = vehicle (y, z, x), a cyclic permutation of the axes
+    (``vehicle_to_world``, exact in floating point). Files that describe one model's view (a cars sample's
+    OpenCV R, t and light direction) keep the model file's own frame, so they apply to the model as read.
+
+Units
+    Angles are degrees on disk and in user-facing fields (``azimuth_deg``, ``elevation_deg``, ``fov_deg``);
+    radians inside the renderer (``look_at``, ``orbit_direction``, ``Camera.from_fov``). Convert at the boundary
+    with ``math.radians``. Distances are in the model's units (metres for TORCS cars).
 
 View (camera) frame
     x right, y up, the camera looks down -z (OpenGL). A point is in front of the camera when z < 0.
@@ -59,7 +72,9 @@ __all__ = [
     "BACKGROUND_DEPTH",
     "BACKGROUND_FACE",
     "CV_FROM_VIEW",
+    "WORLD_FROM_VEHICLE",
     "pixel_centers",
+    "vehicle_to_world",
 ]
 
 SCREEN_MULTIPLIER = 1000.0
@@ -73,6 +88,17 @@ BACKGROUND_FACE = -1
 
 CV_FROM_VIEW = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))
 """Rotation from our view frame (OpenGL) to OpenCV's camera frame; it is its own inverse."""
+
+WORLD_FROM_VEHICLE = ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 0.0, 0.0))
+"""Rotation placing a vehicle-frame model (x forward, y left, z up) in the world: ``p_world = M @ p_vehicle``."""
+
+_VEHICLE_AXES = (1, 2, 0)
+"""``WORLD_FROM_VEHICLE`` as an axis permutation: world axis i is vehicle axis ``_VEHICLE_AXES[i]``."""
+
+
+def vehicle_to_world(points: torch.Tensor) -> torch.Tensor:
+    """[..., 3] vehicle-frame points or directions -> the world frame (``WORLD_FROM_VEHICLE``, by indexing: exact)."""
+    return points[..., list(_VEHICLE_AXES)]
 
 
 def pixel_centers(

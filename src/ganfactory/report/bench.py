@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ganfactory.atomic import write_atomic
-from ganfactory.datasets.labeled import LabeledDataset, Schema
+from ganfactory.datasets.labeled import LabeledDataset
 from ganfactory.downstream.data import load_data, relabelled, table_between
 from ganfactory.report.html import (
     bar_chart,
@@ -22,6 +22,7 @@ from ganfactory.report.html import (
     line_chart,
     table,
 )
+from ganfactory.schema import Schema
 
 __all__ = ["write_bench_report"]
 

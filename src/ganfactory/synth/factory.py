@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganfactory.annotate.store import Latent, synthesize_latents
 from ganfactory.atomic import atomic_path
 from ganfactory.datasets.labeled import (
     DatasetPlan,
@@ -44,8 +43,10 @@ from ganfactory.datasets.labeled import (
     write_shard,
 )
 from ganfactory.errors import GanfactoryError
+from ganfactory.gan.latent import Latent, seed_item_id, synthesize_latents
 from ganfactory.gan.networks import NOISE_MODES
 from ganfactory.gan.sampling import to_uint8
+from ganfactory.keypoints import keypoints_to_rows
 from ganfactory.label.uncertainty import filter_most_uncertain
 
 __all__ = ["BACKENDS", "ShardStats", "SynthConfig", "SynthReport", "compact_seeds", "kept_per_block", "plan_synthesis",
@@ -79,6 +80,9 @@ class SynthConfig:
     """Fuse the labeller's resize-and-sum with ``torch.compile`` (much faster at 256 px and up; compiles once per
     worker, about half a minute; labels may differ from the eager path's in float rounding, so it is part of the
     recorded settings)."""
+    device: str = "cpu"
+    """Where every worker computes ('cpu', 'cuda', 'cuda:N'). Not in the recorded settings (like the number of
+    workers): a resume on another device goes on."""
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -188,8 +192,8 @@ def _write_shard(plan: DatasetPlan, config: SynthConfig, index: int, G, interpre
     keep = filter_most_uncertain(scores, config.filter_fraction).tolist()
     samples = []
     for i in keep:
-        kps = [] if keypoints[0] is None else _keypoint_rows(np.concatenate(keypoints)[i])
-        samples.append(LabeledSample(id=f"s{seeds[i]:010d}", image=images[i], label=labels[i], keypoints=kps,
+        kps = [] if keypoints[0] is None else keypoints_to_rows(np.concatenate(keypoints)[i], decimals=4)
+        samples.append(LabeledSample(id=seed_item_id(seeds[i]), image=images[i], label=labels[i], keypoints=kps,
                                      uncertainty=round(float(scores[i]), 7),
                                      latent={"seed": int(seeds[i]), "truncation_psi": config.truncation_psi,
                                              "noise_mode": config.noise_mode}))
@@ -197,10 +201,6 @@ def _write_shard(plan: DatasetPlan, config: SynthConfig, index: int, G, interpre
         _write_tar(plan.root / "wds" / f"{shard_name(index)}.tar", samples)
     write_shard(plan, index, samples)
     return ShardStats(index, len(seeds), len(samples), t_gen, t_lab, time.perf_counter() - t0)
-
-
-def _keypoint_rows(kps: np.ndarray) -> list[list]:
-    return [[round(float(x), 4), round(float(y), 4), int(v)] for x, y, v in kps]
 
 
 def _png(array: np.ndarray, mode: str) -> bytes:
@@ -249,7 +249,8 @@ def _load_models(config: SynthConfig):
     from ganfactory.gan import load_generator
     from ganfactory.label.interpreter import load_interpreter
 
-    return load_generator(config.generator), load_interpreter(config.interpreter, compile=config.compile)
+    return (load_generator(config.generator, device=config.device),
+            load_interpreter(config.interpreter, compile=config.compile, device=config.device))
 
 
 _WORKER: dict = {}
@@ -279,12 +280,14 @@ def _pool_run(index: int) -> ShardStats:
 
 
 def synthesize(config: SynthConfig, out: str | Path, backend: str = "local", workers: int = 1,
-               address: str | None = None, progress: bool = True) -> SynthReport:
+               address: str | None = None, progress: bool = True, G=None) -> SynthReport:
     """Write (or resume) the dataset at ``out``; returns the run's timing.
 
     backend 'local': ``workers`` = 1 runs in this process, more start that many processes. backend 'ray':
     ``workers`` actors on a Ray cluster (``address`` of a running one, or a local one started here); each
     loads the models once and writes whole shards to ``out``, which all workers must see (a shared disk).
+    ``G``: the generator ``config.generator`` names, already loaded on ``config.device`` by the caller (an
+    in-process run then does not read the checkpoint again); workers always load their own.
     """
     from tqdm import tqdm
 
@@ -296,12 +299,22 @@ def synthesize(config: SynthConfig, out: str | Path, backend: str = "local", wor
         raise GanfactoryError("--address names a Ray cluster; use it with --backend ray")
     t0 = time.perf_counter()
     in_process = backend == "local" and workers == 1
-    if in_process:
+    if in_process and G is not None:
+        from ganfactory.label.interpreter import load_interpreter
+
+        interp = load_interpreter(config.interpreter, compile=config.compile, device=config.device)
+    elif in_process:
         G, interp = _load_models(config)
     else:                            # the workers load the models; here only the schema and label size are needed
         from ganfactory.label.interpreter import load_interpreter
 
         G, interp = None, load_interpreter(config.interpreter)
+    if G is None:                    # only to check, before anything is written, that the two models belong together
+        from ganfactory.gan import load_generator
+
+        interp.check_generator(load_generator(config.generator))
+    else:
+        interp.check_generator(G)
     plan = plan_synthesis(config, out, interp.schema, interp.taps.label_resolution)
     todo = todo_shards(plan, config)
     stats: list[ShardStats] = []

@@ -28,6 +28,7 @@ const state = {
   dirty: false,
   saving: null,
   saveTimer: null,
+  lastPlaced: null,
   colors: new Uint8Array(256 * 3),
 };
 
@@ -51,6 +52,10 @@ function setSaveState(s, text) {
 }
 
 function markDirty() {
+  if (state.model && !state.model.end()) {      // the edit changed nothing: no undo step, nothing to save
+    draw();
+    return;
+  }
   state.dirty = true;
   setSaveState("unsaved", "unsaved changes");
   clearTimeout(state.saveTimer);
@@ -110,6 +115,7 @@ async function openItem(index) {
   state.item = ann;
   const kps = ann.keypoints || state.schema.keypoints.map(() => [null, null, 0]);
   state.model = new LabelModel(ann.width, ann.height, ann.label ? fromBase64(ann.label) : null, kps);
+  state.lastPlaced = null;
   state.labelCanvas.width = ann.width;
   state.labelCanvas.height = ann.height;
   state.polygon = [];
@@ -288,6 +294,7 @@ function redrawLabels() {
 }
 
 function draw() {
+  updateHistoryButtons();
   resizeCanvas();
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -351,12 +358,14 @@ canvas.addEventListener("pointerdown", (e) => {
   }
   const p = eventPixel(e);
   const m = state.model;
+  state.hover = p;
   if (state.tool === "brush" || state.tool === "eraser") {
     m.begin();
     const cls = state.tool === "eraser" ? 0 : state.cls;
     m.disc(p.x, p.y, state.brush, cls);
     state.stroke = { x: p.x, y: p.y, cls };
     redrawLabels();
+    showCursor(p);
   } else if (state.tool === "fill") {
     if (!m.inside(p.x, p.y)) return;
     m.begin();
@@ -380,10 +389,25 @@ canvas.addEventListener("pointerdown", (e) => {
       return;
     }
     m.setKeypoint(state.keypoint, p.x, p.y, 1);
+    state.lastPlaced = state.keypoint;
     state.keypoint = (state.keypoint + 1) % state.schema.keypoints.length;
     markDirty();
   }
 });
+
+/** The cursor readout: the pixel under the pointer and its class now (also right after an edit painted it). */
+function showCursor(p) {
+  if (!p || !state.model) return;
+  const cls = state.model.at(p.x, p.y);
+  const name = cls >= 0 ? (state.schema.classes.find((c) => c.id === cls) || { name: cls }).name : "";
+  $("cursor-info").textContent = cls >= 0 ? `x ${p.x}, y ${p.y}: ${name}` : "";
+}
+
+/** Undo and redo buttons are enabled only when there is a step to take. */
+function updateHistoryButtons() {
+  $("undo").disabled = !(state.model && state.model.canUndo());
+  $("redo").disabled = !(state.model && state.model.canRedo());
+}
 
 /** The placed keypoint drawn under the pointer (within its marker's radius, at least 6 screen px), or -1. */
 function keypointNear(e) {
@@ -406,9 +430,7 @@ canvas.addEventListener("pointermove", (e) => {
   if (!state.model) return;
   const p = eventPixel(e);
   state.hover = p;
-  const cls = state.model.at(p.x, p.y);
-  const name = cls >= 0 ? (state.schema.classes.find((c) => c.id === cls) || { name: cls }).name : "";
-  $("cursor-info").textContent = cls >= 0 ? `x ${p.x}, y ${p.y}: ${name}` : "";
+  showCursor(p);
   if (state.pan) {
     state.view.ox = state.pan.ox + e.clientX - state.pan.x;
     state.view.oy = state.pan.oy + e.clientY - state.pan.y;
@@ -473,11 +495,24 @@ function closePolygon() {
   } else draw();
 }
 
+// Undo and redo select the keypoint they changed, so that the next click places that one again.
+function stepHistory(step) {
+  if (!state.model) return;
+  const before = state.model.snapshot().keypoints;
+  if (!step()) return;
+  const k = state.model.changedKeypoint(before);
+  if (k >= 0) {
+    state.keypoint = k;
+    state.lastPlaced = null;
+  }
+  markDirty();
+  showCursor(state.hover);
+}
 function undo() {
-  if (state.model && state.model.undo()) markDirty();
+  stepHistory(() => state.model.undo());
 }
 function redo() {
-  if (state.model && state.model.redo()) markDirty();
+  stepHistory(() => state.model.redo());
 }
 
 async function setStatus(status) {
@@ -494,6 +529,8 @@ const TOOL_KEYS = { b: "brush", e: "eraser", f: "fill", p: "polygon", k: "keypoi
 window.addEventListener("keydown", (e) => {
   if (e.target instanceof HTMLInputElement && e.target.type !== "range" && e.target.type !== "checkbox") return;
   const key = e.key.toLowerCase();
+  // a focused slider keeps its own arrow keys (they move the slider, not the item)
+  if (e.target instanceof HTMLInputElement && e.target.type === "range" && key.startsWith("arrow")) return;
   if (e.ctrlKey || e.metaKey) {
     if (key === "z" && !e.shiftKey) undo();
     else if (key === "y" || (key === "z" && e.shiftKey)) redo();
@@ -506,8 +543,12 @@ window.addEventListener("keydown", (e) => {
   else if (/^[0-9]$/.test(key) && state.schema.classes[Number(key)]) selectClass(state.schema.classes[Number(key)].id);
   else if (TOOL_KEYS[key]) selectTool(TOOL_KEYS[key]);
   else if (key === "v" && state.model) {
-    state.model.begin();
-    state.model.toggleVisible(state.keypoint);
+    // the selected keypoint, or, when it is not placed yet, the one just placed (placing moves the selection on)
+    const m = state.model;
+    const k = m.keypoints[state.keypoint] && m.keypoints[state.keypoint][0] === null && state.lastPlaced != null
+      ? state.lastPlaced : state.keypoint;
+    m.begin();
+    m.toggleVisible(k);
     markDirty();
   } else if (key === "[" || key === "]") setBrush(state.brush + (key === "]" ? 1 : -1));
   else if (key === "+" || key === "=") zoom(1.25);

@@ -12,6 +12,7 @@ export class LabelModel {
     this.keypoints = keypoints.map((p) => [...p]);
     this.past = [];
     this.future = [];
+    this.pendingFuture = null;
   }
 
   snapshot() {
@@ -23,11 +24,46 @@ export class LabelModel {
     this.keypoints = s.keypoints;
   }
 
-  // Call before every edit: the state it saves is what undo returns to.
+  // Call before every edit: the state it saves is what undo returns to. Call `end()` when the edit is over: an
+  // edit that changed nothing (a click on a keypoint without dragging, a brush press outside the image) then
+  // leaves no undo step, and the redo steps it would have dropped are kept.
   begin() {
     this.past.push(this.snapshot());
     if (this.past.length > HISTORY) this.past.shift();
+    this.pendingFuture = this.future;
     this.future = [];
+  }
+
+  // Returns whether the edit changed anything (true outside an edit).
+  end() {
+    const last = this.past[this.past.length - 1];
+    let changed = true;
+    if (last && this.pendingFuture !== null && this.same(last)) {
+      this.past.pop();
+      this.future = this.pendingFuture;
+      changed = false;
+    }
+    this.pendingFuture = null;
+    return changed;
+  }
+
+  same(s) {
+    if (s.label.length !== this.label.length || s.keypoints.length !== this.keypoints.length) return false;
+    for (let i = 0; i < s.label.length; i++) if (s.label[i] !== this.label[i]) return false;
+    return s.keypoints.every((p, k) => p.every((v, j) => v === this.keypoints[k][j]));
+  }
+
+  canUndo() {
+    return this.past.length > 0;
+  }
+
+  canRedo() {
+    return this.future.length > 0;
+  }
+
+  // The first keypoint whose value differs from `keypoints` (a snapshot's), or -1.
+  changedKeypoint(keypoints) {
+    return this.keypoints.findIndex((p, k) => !p.every((v, j) => v === keypoints[k][j]));
   }
 
   undo() {

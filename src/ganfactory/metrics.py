@@ -1,4 +1,6 @@
-"""Scores of the downstream networks: mIoU from a dataset-level confusion matrix, and PCK.
+"""Scores of label maps and keypoints, the one definition every part uses: mIoU from a dataset-level confusion
+matrix, and PCK (the downstream networks' evaluation, the interpreter's ``predict`` against annotations, the
+benchmarks).
 
 Why a dataset-level confusion matrix: averaging per-image IoUs over-weights small images and parts that
 are absent from most images (an image without a mirror would score 0 or be skipped, depending on taste).
@@ -20,7 +22,8 @@ import numpy as np
 
 from ganfactory.errors import GanfactoryError
 
-__all__ = ["confusion_matrix", "iou_from_confusion", "object_size", "pck", "pck_counts", "segmentation_scores"]
+__all__ = ["confusion_matrix", "iou_from_confusion", "object_size", "pck", "pck_counts", "pixel_metrics",
+           "segmentation_scores"]
 
 
 def confusion_matrix(predicted: np.ndarray, truth: np.ndarray, num_classes: int) -> np.ndarray:
@@ -62,6 +65,24 @@ def segmentation_scores(cm: np.ndarray, class_names: Sequence[str]) -> dict:
             "pixel_accuracy": float(np.trace(cm) / total) if total else float("nan"),
             "per_class_iou": {n: (None if math.isnan(v) else float(v)) for n, v in zip(class_names, iou, strict=True)},
             "confusion": cm.astype(np.int64).tolist()}
+
+
+def pixel_metrics(predicted: np.ndarray, truth: np.ndarray, class_ids: Sequence[int]) -> dict:
+    """Pixel accuracy, mean IoU and per-class IoU of label maps [N, H, W] of uint8 class *ids* (a schema's, in any
+    order) against the truth of the same shape: ``segmentation_scores``' definition (one confusion matrix; mean
+    over the classes present in the prediction or the truth, background included, as DatasetGAN reports), keyed
+    by class id. ``iou`` holds only the classes with a defined IoU."""
+    predicted, truth = np.asarray(predicted), np.asarray(truth)
+    if predicted.shape != truth.shape:
+        raise GanfactoryError(f"predicted labels are {predicted.shape}, the truth is {truth.shape}")
+    ids = [int(c) for c in class_ids]
+    index = np.full(256, len(ids), np.int64)          # ids outside the list: one extra, unscored class
+    index[ids] = np.arange(len(ids))
+    cm = confusion_matrix(index[predicted], index[truth], len(ids) + 1)
+    iou = iou_from_confusion(cm)[:len(ids)]
+    ious = {c: float(v) for c, v in zip(ids, iou, strict=True) if not math.isnan(v)}
+    return {"pixel_accuracy": float((predicted == truth).mean()),
+            "mean_iou": float(np.mean(list(ious.values()))) if ious else float("nan"), "iou": ious}
 
 
 def object_size(label: np.ndarray) -> float:

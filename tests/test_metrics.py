@@ -5,15 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from ganfactory.downstream.metrics import (
-    confusion_matrix,
-    iou_from_confusion,
-    object_size,
-    pck,
-    pck_counts,
-    segmentation_scores,
-)
 from ganfactory.errors import GanfactoryError
+from ganfactory.metrics import confusion_matrix, iou_from_confusion, object_size, pck, pck_counts, segmentation_scores
 
 
 def test_confusion_matrix_by_hand():
