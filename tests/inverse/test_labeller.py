@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from ganfactory.datasets.labeled import LabeledSample, Schema, write_labeled_dataset
+from ganfactory.datasets.labeled import LabeledSample, write_labeled_dataset
 from ganfactory.errors import GanfactoryError
 from ganfactory.inverse.labeller import LabellerSettings, build_labeller
+from ganfactory.schema import Schema
 
 
 def test_stages_and_reuse(tmp_path):

@@ -128,7 +128,8 @@ def test_cli_run_killed_and_resumed_equals_one_run(tmp_path):
     import sys
     import time
 
-    from ganfactory.datasets.labeled import LabeledSample, Schema, write_labeled_dataset
+    from ganfactory.datasets.labeled import LabeledSample, write_labeled_dataset
+    from ganfactory.schema import Schema
 
     data = toy_data(64)
     root = tmp_path / "toy"

@@ -66,11 +66,12 @@ def build_labeller(settings: LabellerSettings, out: str | Path, progress: bool =
     """Make (or resume) the labeller at ``out``; returns the interpreter directory."""
     from ganfactory.annotate.store import AnnotationSet
     from ganfactory.annotate.synthetic import make_network_annotations
+    from ganfactory.annotate.training import training_images
     from ganfactory.datasets.labeled import LabeledDataset
     from ganfactory.downstream import TrainConfig, load_data, load_segmenter, train_network
     from ganfactory.downstream.data import relabelled
     from ganfactory.gan import load_generator
-    from ganfactory.label import FeatureTaps, InterpreterConfig, train_interpreter, training_images
+    from ganfactory.label import FeatureTaps, InterpreterConfig, train_interpreter
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +90,7 @@ def build_labeller(settings: LabellerSettings, out: str | Path, progress: bool =
     if not trusted:
         raise GanfactoryError(f"{settings.real_data}: no sample with trusted labels")
     schema, table = relabelled(real.schema, settings.classes)
-    from ganfactory.datasets.labeled import Schema
+    from ganfactory.schema import Schema
 
     schema = Schema(schema.classes)                         # masks and parts only: no keypoints
     data = load_data(real, None, trusted, table, schema, num_keypoints=0)

@@ -361,8 +361,9 @@ def build_multiview(settings: MultiviewSettings, cameras_file: str | Path, out: 
     """
     from tqdm import tqdm
 
-    from ganfactory.datasets.labeled import LabeledSample, Schema, finish_dataset, plan_dataset, write_shard
+    from ganfactory.datasets.labeled import LabeledSample, finish_dataset, plan_dataset, write_shard
     from ganfactory.datasets.labeled import missing_shards as missing
+    from ganfactory.schema import Schema
 
     if backend not in BACKENDS:
         raise GanfactoryError(f"backend must be one of {BACKENDS}, got {backend!r}")
