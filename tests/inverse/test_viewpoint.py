@@ -120,6 +120,7 @@ def test_train_and_load(tmp_path):
                                   progress=False)
 
 
+@pytest.mark.slow
 def test_cli_run_killed_and_resumed_equals_one_run(tmp_path):
     """``viewpoint train`` interrupted by SIGINT after a checkpoint, then run again, ends with the weights of an
     uninterrupted run (the batch order and augmentation draws are restored too)."""

@@ -17,10 +17,10 @@ Build (resumable, deterministic)::
     OUT/...                stage 2: the LabeledDataset of the kept samples, in view-code order
                            (ganfactory.datasets.labeled; a killed write resumes), then OUT.scan is removed
 
-Each sample's meta: ``view_code``, ``content``, their seeds, ``camera`` (azimuth_deg, elevation_deg in the cars
-frame: azimuth 0 looks at the car's front, 90 at its left side; elevation above the ground;
-``distance_scale`` 1 and ``fov_deg`` of the renders), the mask's share of the image and its object count,
-and the viewpoint regressor's reading; ``latent`` regenerates it exactly; ``uncertainty`` is the
+Each sample's meta: ``view_code``, ``content``, their seeds, ``camera`` (azimuth_deg, elevation_deg in the one
+frame of ganfactory.render.conventions: azimuth 0 looks at the car's front, 90 at its left side; elevation above
+its ground; degrees; ``distance_scale`` 1 and ``fov_deg`` of the renders), the mask's share of the image and its
+object count, and the viewpoint regressor's reading; ``latent`` regenerates it exactly; ``uncertainty`` is the
 interpreter's.
 """
 
