@@ -120,6 +120,7 @@ def test_train_and_load(tmp_path):
                                   progress=False)
 
 
+@pytest.mark.slow
 def test_cli_run_killed_and_resumed_equals_one_run(tmp_path):
     """``viewpoint train`` interrupted by SIGINT after a checkpoint, then run again, ends with the weights of an
     uninterrupted run (the batch order and augmentation draws are restored too)."""
@@ -174,13 +175,14 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
 
 @pytest.mark.skipif(not HAVE_TORCS, reason="TORCS data absent: apt-get install torcs-data")
 def test_builtin_reads_fresh_renders():
-    """The shipped regressor on renders it never saw (test3d seeds, rendered here): most within 30 degrees."""
+    """The shipped regressor on renders it never saw (test3d seeds of one car, rendered here): most within 30
+    degrees."""
     from ganfactory.datasets.build import RenderSettings, car_sample_record, split_car_ids
     from ganfactory.datasets.car_assembly import assemble_car
     from ganfactory.datasets.variation import split_seeds
 
     car_ids = split_car_ids("test3d")
-    seeds = list(split_seeds("test3d", 12))
+    seeds = list(split_seeds("test3d"))[:17 * 8:17]             # one car (seed % 17), assembled once
     settings = RenderSettings(resolution=64)
     cars = {}
     images, az = [], []
