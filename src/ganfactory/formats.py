@@ -49,15 +49,16 @@ def read_format_header(path: str | Path, name: str, version: int, error: type[Ex
 
 
 @contextmanager
-def reading(where: object, error: type[Exception]):
+def reading(where: object, error: type[Exception], also: tuple[type[Exception], ...] = ()):
     """Turn what a damaged or wrong-typed file makes a reader raise into ``error`` with one line naming ``where``
-    (errors of ganfactory pass through unchanged). The boundary of every reader of files on disk."""
+    (errors of ganfactory pass through unchanged). The boundary of every reader of files on disk. ``also``: more
+    exception types to catch there (torch's RuntimeError of weights that do not fit their network)."""
     from ganfactory.errors import GanfactoryError
 
     try:
         yield
     except GanfactoryError:
         raise
-    except BROKEN_FILE_ERRORS as e:
+    except BROKEN_FILE_ERRORS + also as e:
         reason = (str(e).splitlines() or [""])[0][:200]
         raise error(f"{where}: broken or unreadable ({type(e).__name__}: {reason})") from None

@@ -36,7 +36,7 @@ from ganfactory.atomic import atomic_path, write_atomic, write_json
 from ganfactory.downstream.data import AugmentConfig, SegmentationData, augment_batch, flip_permutation, heatmap_targets
 from ganfactory.downstream.models import ModelSpec, create_model, split_outputs
 from ganfactory.errors import GanfactoryError
-from ganfactory.formats import read_format_header
+from ganfactory.formats import read_format_header, reading
 from ganfactory.metrics import confusion_matrix, object_size, pck, segmentation_scores
 from ganfactory.schema import Schema
 
@@ -380,11 +380,9 @@ def load_segmenter(path: str | Path, device: torch.device | str = "cpu") -> Segm
                               "finished: run it again to resume)")
     record = read_format_header(path / "model.json", FORMAT, FORMAT_VERSION, GanfactoryError,
                                 "so not a trained downstream network")
-    try:
+    broken = f"{path} (a broken downstream network: train it again)"
+    with reading(broken, GanfactoryError, also=(RuntimeError, IndexError)):
         return _build_segmenter(path, record, device)
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
-        raise GanfactoryError(f"{path}: a broken downstream network ({type(e).__name__}: {e}); train it "
-                              "again") from None
 
 
 def _is_training_run(path: Path) -> bool:
@@ -402,10 +400,12 @@ def _build_segmenter(path: Path, record: dict, device) -> Segmenter:
 
     spec = ModelSpec.from_json(record["spec"])
     model = create_model(spec)              # every weight and buffer comes from the file (strict load)
-    try:
+    with reading(path / "model.safetensors", GanfactoryError, also=(SafetensorError,)):
         weights = load_file(str(path / "model.safetensors"))
-    except (OSError, SafetensorError) as e:
-        raise GanfactoryError(f"{path / 'model.safetensors'}: unreadable ({e})") from None
     model.load_state_dict(weights)
     model = model.to(device)
-    return Segmenter(model, spec, Schema.from_json(record["schema"]), int(record["resolution"]), record)
+    resolution = record["resolution"]
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= 1 << 14:
+        raise GanfactoryError(f"{path / 'model.json'}: resolution must be a positive pixel count, got "
+                              f"{json.dumps(resolution)[:40]}")
+    return Segmenter(model, spec, Schema.from_json(record["schema"]), resolution, record)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ganfactory.atomic import atomic_path, write_json
 from ganfactory.errors import GanfactoryError
-from ganfactory.formats import read_format_header
+from ganfactory.formats import read_format_header, reading
 from ganfactory.gan.latent import Latent, synthesize_latents
 from ganfactory.keypoints import refine_peaks
 from ganfactory.label.config import InterpreterConfig, hidden_widths
@@ -197,10 +197,9 @@ def load_interpreter(path: str | Path, compile: bool = False, device: torch.devi
     path = Path(path)
     header = read_format_header(path / "interpreter.json", FORMAT, FORMAT_VERSION, GanfactoryError,
                                 "pass a directory written by 'ganfactory interpreter train'")
-    try:
+    broken = f"{path} (a broken interpreter: train it again)"
+    with reading(broken, GanfactoryError, also=(RuntimeError, IndexError)):
         return _build(path, header, compile, device)
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
-        raise GanfactoryError(f"{path}: a broken interpreter ({type(e).__name__}: {e}); train it again") from None
 
 
 def _build(path: Path, header: dict, compile: bool, device) -> Interpreter:
@@ -211,10 +210,8 @@ def _build(path: Path, header: dict, compile: bool, device) -> Interpreter:
     schema = Schema.from_json(header["schema"])
     config = InterpreterConfig.from_json(header["config"])
     hidden = tuple(header["hidden"])
-    try:
+    with reading(path / "weights.safetensors", GanfactoryError, also=(SafetensorError,)):
         weights = load_file(str(path / "weights.safetensors"))
-    except (OSError, SafetensorError) as e:
-        raise GanfactoryError(f"{path / 'weights.safetensors'}: unreadable ({e})") from None
     models = []
     for i in range(header["num_models"]):
         m = PixelMLP(taps.dim, len(schema.classes), hidden)
