@@ -84,7 +84,9 @@ def test_errors_say_what_to_fix(G, tmp_path):
 
 def test_cluster_annotations_are_a_valid_store(G, tmp_path):
     store = make_cluster_annotations(G, tmp_path / "ann", range(4), num_clusters=3, keypoints=True)
-    store.validate(G, atol=0)
+    # 1 level: the images were made in one batch and are regenerated one by one; on one thread oneDNN picks other
+    # kernels per batch size and a pixel can move by 1/255 (NVlabs' generate.py does the same between batch sizes)
+    store.validate(G, atol=1)
     assert [c.name for c in store.schema.classes] == ["background", "c1", "c2", "c3"]
     item = store.item("seed000002", G)
     assert set(np.unique(item.label)) <= {1, 2, 3} and len(item.keypoints) == 3
