@@ -140,8 +140,10 @@ def test_cli_run_killed_and_resumed_equals_one_run(tmp_path):
     args = ["viewpoint", "train", "--data", str(root), "--iterations", "400", "--batch", "8", "--channels", "4,8",
             "--bins", "12", "--checkpoint-every", "20", "--quiet"]
     cut = tmp_path / "cut"
+    # the child gets SIGINT's default action back: a suite run from a backgrounded shell hands it down ignored
     proc = subprocess.Popen([sys.executable, "-m", "ganfactory.cli", *args, "--out", str(cut)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (cut / "checkpoint.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
