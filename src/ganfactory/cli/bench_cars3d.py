@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ganfactory.cli.options import add_device
 from ganfactory.errors import GanfactoryError
 
 
@@ -28,7 +29,7 @@ def register(verbs) -> None:
     c.add_argument("--iterations", type=int, default=None, help="training iterations of every trained arm")
     c.add_argument("--batch", type=int, default=None, help="training batch of every trained arm")
     c.add_argument("--quick", action="store_true", help="12 test samples, 48 training renders, 20 iterations")
-    c.add_argument("--device", default="cpu")
+    add_device(c)
     c.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=run)

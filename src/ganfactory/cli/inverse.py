@@ -7,6 +7,8 @@ import dataclasses
 import json
 import time
 
+from ganfactory.cli.options import add_device
+
 
 def register(sub) -> None:
     p = sub.add_parser("inverse", help="single-image 3-D: train the inverse-graphics network",
@@ -35,7 +37,7 @@ def register(sub) -> None:
                    help="generator whose discriminator gives the perceptual features (default cars64; 'none': off)")
     t.add_argument("--max-samples", type=int, default=None, help="use only the first N samples")
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--device", default="cpu")
+    add_device(t)
     t.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     t.add_argument("--quick", action="store_true", help="a few iterations on a few samples (proves the wiring)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -6,12 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
+from ganfactory.cli.options import add_device, add_generator, add_truncation
 from ganfactory.errors import GanfactoryError
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
     """The flags that name the view codes (shared by annotate and build, which must agree)."""
-    p.add_argument("--ckpt", default="cars64", help="generator checkpoint path or built-in name (default cars64)")
+    add_generator(p, default="cars64", help="generator checkpoint path or built-in name (default cars64)")
     cut = p.add_mutually_exclusive_group(required=True)
     cut.add_argument("--cutoff", type=int, default=None,
                      help="layers [0, cutoff) come from the view code")
@@ -21,7 +22,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content-codes", type=int, default=32)
     p.add_argument("--first-view-seed", type=int, default=10_000_000)
     p.add_argument("--first-content-seed", type=int, default=20_000_000)
-    p.add_argument("--trunc", type=float, default=0.7, help="truncation psi of view and content codes")
+    add_truncation(p, help="truncation psi of view and content codes", default=0.7)
 
 
 def _cutoff(args: argparse.Namespace) -> tuple[int, dict | None]:
@@ -33,8 +34,8 @@ def _cutoff(args: argparse.Namespace) -> tuple[int, dict | None]:
         cutoff = int(sweep["cutoff"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise GanfactoryError(f"{args.layers}: not a layers.json of 'multiview layers' ({e})") from None
-    if sweep.get("generator") not in (None, args.ckpt):
-        raise GanfactoryError(f"{args.layers} measured generator {sweep.get('generator')!r}, not {args.ckpt!r}")
+    if sweep.get("generator") not in (None, args.generator):
+        raise GanfactoryError(f"{args.layers} measured generator {sweep.get('generator')!r}, not {args.generator!r}")
     row = next(r for r in sweep["variants"] if r["kind"] == "first" and len(r["layers"]) == cutoff)
     return cutoff, {"layers_json": str(args.layers), "rule": sweep.get("rule"), "row": row,
                     "settings": sweep.get("settings")}
@@ -43,10 +44,10 @@ def _cutoff(args: argparse.Namespace) -> tuple[int, dict | None]:
 def _settings(args: argparse.Namespace, interpreter: str = ""):
     from ganfactory.inverse.multiview import MultiviewSettings
 
-    return MultiviewSettings(generator=args.ckpt, interpreter=interpreter, cutoff=_cutoff(args)[0],
+    return MultiviewSettings(generator=args.generator, interpreter=interpreter, cutoff=_cutoff(args)[0],
                              view_codes=args.view_codes, content_codes=args.content_codes,
                              first_view_seed=args.first_view_seed, first_content_seed=args.first_content_seed,
-                             truncation_psi=args.trunc)
+                             truncation_psi=args.truncation_psi)
 
 
 def register(sub) -> None:
@@ -61,13 +62,13 @@ def register(sub) -> None:
         description="Trains a segmenter on real renders (--real, trusted part labels), lets it label --annotated "
                     "generated images, and trains an interpreter on them. Writes OUT/segmenter, OUT/annotations and "
                     "OUT/interpreter (use that one); resumable.")
-    lab.add_argument("--ckpt", default="cars64")
+    add_generator(lab, default="cars64")
     lab.add_argument("--real", required=True, help="LabeledDataset of real renders with part labels")
     lab.add_argument("--out", required=True)
     lab.add_argument("--iterations", type=int, default=400, help="segmenter iterations")
     lab.add_argument("--annotated", type=int, default=24, help="generated images the segmenter labels")
     lab.add_argument("--models", type=int, default=3, help="interpreter ensemble size")
-    lab.add_argument("--trunc", type=float, default=0.7)
+    add_truncation(lab, default=0.7)
     lab.add_argument("--quiet", action="store_true")
     lab.set_defaults(func=run_labeller)
 
@@ -76,13 +77,13 @@ def register(sub) -> None:
         description="Swaps style layers between seed pairs and reads, with the viewpoint regressor and the "
                     "labeller, how much the azimuth, the car's colour, the background and the part layout follow "
                     "the donor. Writes OUT/layers.json (numbers, the chosen cutoff) and OUT/layers.svg (the chart).")
-    lay.add_argument("--ckpt", default="cars64")
+    add_generator(lay, default="cars64")
     lay.add_argument("--interpreter", required=True, help="labeller interpreter directory")
     lay.add_argument("--regressor", default="cars", help="viewpoint regressor (built-in name or run directory)")
     lay.add_argument("--pairs", type=int, default=64)
-    lay.add_argument("--trunc", type=float, default=0.7)
+    add_truncation(lay, default=0.7)
     lay.add_argument("--out", required=True, help="output directory")
-    lay.add_argument("--device", default="cpu")
+    add_device(lay)
     lay.add_argument("--quiet", action="store_true")
     lay.set_defaults(func=run_layers)
 
@@ -133,9 +134,9 @@ def register(sub) -> None:
 def run_labeller(args: argparse.Namespace) -> None:
     from ganfactory.inverse.labeller import LabellerSettings, build_labeller
 
-    settings = LabellerSettings(generator=args.ckpt, real_data=str(Path(args.real).resolve()),
+    settings = LabellerSettings(generator=args.generator, real_data=str(Path(args.real).resolve()),
                                 segmenter_iterations=args.iterations, annotated=args.annotated,
-                                interpreter_models=args.models, truncation_psi=args.trunc)
+                                interpreter_models=args.models, truncation_psi=args.truncation_psi)
     print(json.dumps({"interpreter": str(build_labeller(settings, args.out, progress=not args.quiet))}))
 
 
@@ -149,12 +150,12 @@ def run_layers(args: argparse.Namespace) -> None:
     from ganfactory.label.interpreter import load_interpreter
 
     torch.set_num_threads(1)
-    G = load_generator(args.ckpt, args.device)
+    G = load_generator(args.generator, args.device)
     sweep = sweep_view_layers(G, load_viewpoint_regressor(args.regressor, args.device),
                               load_interpreter(args.interpreter),
-                              LayerSweepSettings(pairs=args.pairs, truncation_psi=args.trunc),
+                              LayerSweepSettings(pairs=args.pairs, truncation_psi=args.truncation_psi),
                               progress=not args.quiet)
-    sweep.update(generator=args.ckpt, regressor=args.regressor, interpreter=str(args.interpreter))
+    sweep.update(generator=args.generator, regressor=args.regressor, interpreter=str(args.interpreter))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "layers.json", sweep)
@@ -203,7 +204,7 @@ def run_annotate(args: argparse.Namespace) -> None:
     if args.simulate:
         from ganfactory.inverse.viewpoint import load_viewpoint_regressor
 
-        G = load_generator(args.ckpt)
+        G = load_generator(args.generator)
         cameras = simulate_cameras(G, load_viewpoint_regressor(args.regressor), settings,
                                    list(range(settings.view_codes)), args.grid, args.regressor)
         path = write_cameras(project / "cameras.json", settings, cameras)

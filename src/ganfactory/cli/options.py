@@ -40,8 +40,8 @@ def add_generator(parser: argparse.ArgumentParser, default: str | None = None, h
                         help=f"{help or 'generator checkpoint path or built-in name'} (--ckpt is the old name)")
 
 
-def add_truncation(parser: argparse.ArgumentParser, help: str = "truncation psi") -> None:
-    parser.add_argument("--truncation-psi", "--trunc", dest="truncation_psi", type=float, default=1.0,
+def add_truncation(parser: argparse.ArgumentParser, help: str = "truncation psi", default: float = 1.0) -> None:
+    parser.add_argument("--truncation-psi", "--trunc", dest="truncation_psi", type=float, default=default,
                         help=f"{help} (--trunc is the old name)")
 
 

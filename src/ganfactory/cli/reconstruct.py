@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from ganfactory.cli.options import add_device
+
 
 def register(sub) -> None:
     from ganfactory.inverse.model import BUILTIN_MODELS, DEFAULT_MODEL
@@ -22,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"model name ({', '.join(BUILTIN_MODELS)}), run or model directory (default {DEFAULT_MODEL})")
     p.add_argument("--out", default="reconstructions", help="output directory (default ./reconstructions)")
-    p.add_argument("--device", default="cpu")
+    add_device(p)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     p.set_defaults(func=run)
 

@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ganfactory.cli.options import add_device
 from ganfactory.errors import GanfactoryError
 
 
@@ -41,7 +42,7 @@ def register(sub) -> None:
     t.add_argument("--checkpoint-every", type=int, default=250, help="iterations between resume checkpoints")
     t.add_argument("--threads", type=int, default=1, help="intra-op threads (1 is fastest on a busy CPU)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="cpu")
+    add_device(t)
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=run_train)
     e = verbs.add_parser(
@@ -52,7 +53,7 @@ def register(sub) -> None:
     e.add_argument("--data", required=True, help="LabeledDataset with azimuth_deg/elevation_deg")
     e.add_argument("--limit", type=int, default=None, help="score the first N samples only")
     e.add_argument("--out", default=None, help="JSON file to write the scores to")
-    e.add_argument("--device", default="cpu")
+    add_device(e)
     e.set_defaults(func=run_eval)
 
 
