@@ -174,10 +174,14 @@ def part_cross_entropy(probs: Tensor, labels: Tensor, weight: Tensor | None = No
 
 def rendered_part_nll(face_probs: Tensor, face_idx: Tensor, labels: Tensor, supersample: int,
                       weight: Tensor | None = None) -> Tensor:
-    """``part_cross_entropy(gather_part_probs(face_probs, face_idx, s), labels, weight)``, computed cheaply.
+    """The cross-entropy of the rendered soft part map over the pixels the mesh covers at least partly:
+    ``part_cross_entropy(gather_part_probs(face_probs, face_idx, s), labels', weight)`` with ``labels'`` = -100
+    (ignored) where no supersample is covered. Those pixels carry no gradient (their probabilities do not
+    depend on the head), so leaving them out only keeps the reported loss meaningful.
 
-    The cross-entropy needs only each pixel's probability of its true class, so each supersample gathers one
-    number instead of K: ``p(y) = mean_s p_{face_s}(y)`` (1 or 0 on background samples as y is or is not 0).
+    Computed cheaply: the cross-entropy needs only each pixel's probability of its true class, so each
+    supersample gathers one number instead of K: ``p(y) = mean_s p_{face_s}(y)`` (1 or 0 on background
+    samples as y is or is not 0).
     """
     B, F, K = face_probs.shape
     s = supersample
@@ -186,11 +190,10 @@ def rendered_part_nll(face_probs: Tensor, face_idx: Tensor, labels: Tensor, supe
     rows = (face_idx.clamp(min=0).long() + torch.arange(B, device=face_idx.device)[:, None, None] * F) * K + y
     p = torch.where(covered, face_probs.reshape(-1)[rows], (y == 0).to(face_probs.dtype))
     p = nnf.avg_pool2d(p[:, None], s)[:, 0] if s > 1 else p
+    any_covered = (nnf.max_pool2d(covered[:, None].float(), s)[:, 0] > 0) if s > 1 else covered
     nll = -torch.log(p.clamp(min=1e-6))
-    if weight is None:
-        return nll.mean()
-    w = weight[labels]
-    return (w * nll).sum() / w.sum()
+    w = (weight[labels] if weight is not None else torch.ones_like(nll)) * any_covered
+    return (w * nll).sum() / w.sum().clamp(min=1e-12)
 
 
 def label_table(schema: Schema, classes: str = "cars-8") -> Tensor:
