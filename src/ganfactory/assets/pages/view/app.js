@@ -18,6 +18,7 @@ lights.add(new THREE.HemisphereLight(0xffffff, 0x444444, 2.0));
 const sun = new THREE.DirectionalLight(0xffffff, 2.0);
 sun.position.set(3, 6, 4);
 lights.add(sun);
+scene.add(lights);
 const camera = new THREE.PerspectiveCamera(30, 1, 0.01, 1000);
 const controls = new OrbitControls(camera, canvas);
 const loader = new GLTFLoader();
@@ -110,12 +111,14 @@ function applyMaterials() {
   render();
 }
 
-// Unlit copies of the file's materials: reconstructions bake their lighting into the texture, so the texture as
-// it is (our renderer's default) is the faithful picture; the file's own (PBR) materials are the "lit" choice.
-function flatCopy(material) {
-  return new THREE.MeshBasicMaterial({ map: material.map || null, color: material.color || WHITE,
-                                       side: material.side, transparent: material.transparent,
-                                       opacity: material.opacity, alphaTest: material.alphaTest });
+// Two copies of each of the file's materials: unlit (the texture as it is, our renderer's default; reconstructions
+// bake their lighting into the texture, so this is the faithful picture) and diffusely lit by two lights, one normal
+// per face (shows the shape; smooth normals would crease along the UV seams, where the file splits vertices). The file's own PBR materials are not used: without an environment map glTF's default metalness of 1
+// draws them black.
+function copies(material) {
+  const common = { map: material.map || null, color: material.color || WHITE, side: material.side,
+                   transparent: material.transparent, opacity: material.opacity, alphaTest: material.alphaTest };
+  return { flat: new THREE.MeshBasicMaterial(common), lit: new THREE.MeshLambertMaterial({ ...common, flatShading: true }) };
 }
 
 function listNodes(root) {
@@ -180,7 +183,8 @@ async function select(i) {
   scene.add(model);
   materials = [];
   model.traverse((obj) => {
-    if (obj.isMesh) materials.push({ mesh: obj, lit: obj.material, flat: flatCopy(obj.material) });
+    if (!obj.isMesh) return;
+    materials.push({ mesh: obj, ...copies(obj.material) });
   });
   gltfInfo = { nodes: listNodes(model), animations: gltf.animations || [] };
   radius = Math.max(new THREE.Box3().setFromObject(model).getBoundingSphere(new THREE.Sphere()).radius, 1e-6);
