@@ -2,9 +2,10 @@
 # Both create .venv and install what they need the first time.
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
+JS      := js/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench bench-quick install data browser clean-venv
+.PHONY: demo test lint bench bench-quick install js data browser clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -12,12 +13,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) js
 
-demo: $(STAMP)
+demo: $(STAMP) js
 	.venv/bin/ganfactory demo --out out/demo
 
-test: $(STAMP) data browser
+test: $(STAMP) js data browser
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -29,6 +30,13 @@ data:
 # download, which fetches from outside the package registries); a no-op when present.
 browser:
 	sh scripts/apt-install.sh chromium chromium "install chromium by hand (the browser tests skip without it)"
+
+# three.js for `ganfactory view` (the pages serve it themselves, no CDN): npm ci into js/node_modules, the exact
+# versions of js/package-lock.json; redone when the lock file changes.
+js: $(JS)
+
+$(JS): js/package-lock.json
+	sh scripts/npm-ci.sh
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

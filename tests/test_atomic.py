@@ -55,3 +55,21 @@ def test_concurrent_writers_of_one_file_never_tear_it(tmp_path):
     seen.add(target.read_bytes())
     assert seen <= set(payloads)
     assert [p.name for p in tmp_path.iterdir()] == ["shared.bin"]
+
+
+def test_atomic_files_moves_a_file_with_its_companions_or_nothing(tmp_path):
+    from ganfactory.atomic import atomic_files
+
+    with atomic_files(tmp_path / "car.obj") as tmp:
+        assert tmp.name == "car.obj" and tmp.parent != tmp_path
+        tmp.write_text("mtllib car.mtl")
+        tmp.with_suffix(".mtl").write_text("map_Kd car_tex0.png")
+        tmp.with_name("car_tex0.png").write_bytes(b"png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["car.mtl", "car.obj", "car_tex0.png"]
+    with pytest.raises(RuntimeError), atomic_files(tmp_path / "car.obj") as tmp:
+        tmp.write_text("new")
+        tmp.with_suffix(".mtl").write_text("new")
+        raise RuntimeError("killed mid-write")
+    assert (tmp_path / "car.obj").read_text() == "mtllib car.mtl"
+    assert (tmp_path / "car.mtl").read_text() == "map_Kd car_tex0.png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["car.mtl", "car.obj", "car_tex0.png"]

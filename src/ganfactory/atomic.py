@@ -5,18 +5,24 @@ by trusting what is on disk, so a file cut short by a kill must never exist unde
 goes to a temporary file beside the target (same filesystem, so the rename is atomic) whose name is unique to
 the process and thread; concurrent writers of one file never share a temporary file and the last rename wins
 with a whole file. Temporary names start with ``.tmp-``, which directory scanners skip and clean up.
+
+A file that comes with companions (an OBJ with its .mtl and texture PNGs, which name each other by file name)
+cannot be written under a temporary name of its own; ``atomic_files`` writes the whole group in a temporary folder
+and renames each file into place, the companions first and the named file last, so that the file a reader looks
+for exists only once everything it refers to does.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["TMP_PREFIX", "atomic_path", "write_atomic", "write_json"]
+__all__ = ["TMP_PREFIX", "atomic_files", "atomic_path", "write_atomic", "write_json"]
 
 TMP_PREFIX = ".tmp-"
 
@@ -32,6 +38,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_files(path: str | Path) -> Iterator[Path]:
+    """Yield ``TMPDIR/<name of path>`` in a temporary folder beside ``path``; write it and any companion files into
+    that folder. On a clean exit every file there is renamed into ``path``'s folder (companions first, in name
+    order, then ``path``); on an exception nothing is moved. The folder is removed either way."""
+    path = Path(path)
+    folder = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{path.name}.d")
+    folder.mkdir(parents=True)
+    try:
+        yield folder / path.name
+        written = sorted(p for p in folder.iterdir() if p.is_file() and p.name != path.name)
+        for file in [*written, folder / path.name]:
+            os.replace(file, path.with_name(file.name))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 from ganfactory.bench import run_bench
 from ganfactory.cli import main
@@ -52,3 +53,22 @@ def test_demo_bad_input(tmp_path, capsys):
     (tmp_path / "busy" / "file.txt").write_text("x")
     assert main(["demo", "--out", str(tmp_path / "busy")]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_demo_reconstructs_bundled_images_and_shows_them_from_the_files(tmp_path):
+    """The demo's 3-D part: GLBs of the shipped cars64-3d in OUT/reconstructions, a report section naming the viewer
+    command; its picture of each GLB (rendered from the y-up file with the camera JSON) is the network's own render
+    of its prediction (reconstruct's render.png, object frame) to 8-bit rounding."""
+    import numpy as np
+    from PIL import Image
+
+    from ganfactory.cli.demo import reconstruct_demo, render_turned
+
+    folder, section = reconstruct_demo(tmp_path, count=2)
+    report = json.loads((folder / "reconstruct.json").read_text())
+    assert len(report["images"]) == 2 and len(list(folder.glob("*.glb"))) == 2
+    assert f"ganfactory view {folder.resolve()}" in section and "<img" in section
+    record = report["images"][1]
+    (view,) = render_turned(Path(record["glb"]), record["camera"], (0,), 64)
+    network = np.asarray(Image.open(Path(record["glb"]).with_name(Path(record["glb"]).stem + ".render.png")))[:, 64:]
+    assert np.abs(view.astype(int) - network.astype(int)).max() <= 2

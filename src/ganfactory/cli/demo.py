@@ -5,7 +5,10 @@ benchmark's 16 ``few`` images and its first 200 ``test`` images at 64 px) go thr
 images are inverted into the generator and their labels become annotations, the style interpreter learns from
 them, a few hundred labeled samples are synthesized (the most uncertain 10% dropped), a small UNet is trained on
 them and scored on the 200 real test images against the same UNet trained on the 16 real images, and an HTML
-report shows it all. It is the cars benchmark (``ganfactory.bench``) with two arms and a small budget.
+report shows it all. It is the cars benchmark (``ganfactory.bench``) with two arms and a small budget. Then the 3-D
+half in seconds: the shipped inverse-graphics model ``cars64-3d`` reconstructs a few bundled test images into
+``OUT/reconstructions`` (GLB, OBJ, camera), the report shows each from the input view and turned, and names the
+command that opens them in the viewer (``ganfactory view OUT/reconstructions``).
 
 Why bundled data instead of rendering it here: rendering needs Debian's torcs-data, which a fresh clone does not
 have; 216 small PNGs (1.2 MB) make the demo run anywhere Python does.
@@ -23,6 +26,11 @@ from ganfactory.cli.options import add_device, add_generator, check_out_dir
 DEFAULT_GENERATOR = "cars64"
 DEMO_DATA = "cars64-demo"
 """Package asset directory holding the bundled ``few`` and ``test`` LabeledDatasets."""
+DEMO_MODEL_3D = "cars64-3d"
+RECONSTRUCTIONS = 4
+"""Bundled test images the demo reconstructs (the first ones; about half a second each with the model loaded)."""
+TURNS = (0, 90, 180)
+"""Azimuth turns (degrees) of the views of each reconstruction in the report."""
 
 
 def register(sub) -> None:
@@ -72,10 +80,16 @@ def run(args: argparse.Namespace) -> None:
     config = demo_config(args.generator, args.samples, args.iterations, args.device)
     _start_over_if_changed(Path(args.out), config)
     results = run_bench(config, args.out, str(demo_data()), progress=not args.quiet)
-    report = write_bench_report(args.out, title="ganfactory demo: labeled data from a generator")
+    t1 = time.perf_counter()
+    folder, section = reconstruct_demo(Path(args.out), RECONSTRUCTIONS, args.device)
+    seconds_3d = time.perf_counter() - t1
+    report = write_bench_report(args.out, title="ganfactory demo: labeled data from a generator",
+                                sections=(section,))
     for arm, scores in results["arms"].items():
         pck = f", PCK@0.1 {scores['pck']['pck']:.3f}" if "pck" in scores else ""
         print(f"demo: {arm:<10} trained on {scores['train_samples']:>4} samples: mIoU {scores['miou']:.3f}{pck}")
+    print(f"demo: {RECONSTRUCTIONS} test images reconstructed in 3-D by {DEMO_MODEL_3D} in {seconds_3d:.1f} s; look "
+          f"around them with: ganfactory view {folder.resolve()}")
     print(f"demo: finished in {time.perf_counter() - t0:.0f} s")
     print(f"demo: report written to {report.resolve()}")
 
@@ -90,3 +104,63 @@ def _start_over_if_changed(out: Path, config) -> None:
     if previous.is_file() and json.loads(previous.read_text()).get("config") != config.to_json():
         print(f"demo: {out} holds a demo run with other settings; starting over")
         shutil.rmtree(out)
+
+
+def reconstruct_demo(out: Path, count: int = RECONSTRUCTIONS, device: str = "cpu") -> tuple[Path, str]:
+    """Reconstruct the first ``count`` bundled test images with the shipped 3-D model into ``out/reconstructions``
+    (redone each run: seconds); returns that folder and the report's HTML section about it. The pictures are
+    rendered from the written GLB files with the written cameras, so they show what a viewer opens."""
+    import numpy as np
+    import torch
+
+    from ganfactory.atomic import write_json
+    from ganfactory.inverse.model import load_model
+    from ganfactory.inverse.reconstruct import load_image, reconstruct_images
+    from ganfactory.report.html import embed_png, escape, image_grid
+
+    torch.set_num_threads(1)
+    images = sorted((demo_data() / "test" / "images").rglob("*.png"))[:count]
+    net, _ = load_model(DEMO_MODEL_3D, device)
+    folder = out / "reconstructions"
+    records = reconstruct_images(net, images, folder, device)
+    write_json(folder / "reconstruct.json", {"model": DEMO_MODEL_3D, "images": records})
+    size = net.config.image_size
+    rows = []
+    for path, record in zip(images, records, strict=True):
+        image = (load_image(path, size).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        rows.append([image] + list(render_turned(Path(record["glb"]), record["camera"], TURNS, size)))
+    names = ", ".join(f'<a href="../reconstructions/{escape(Path(r["glb"]).name)}">{escape(Path(r["glb"]).name)}</a>'
+                      for r in records)
+    seconds = sum(r["seconds_predict"] + r["seconds_export"] for r in records) / len(records)
+    section = (f"<h2>3-D: single-image reconstructions</h2><p class='note'>The shipped inverse-graphics model "
+               f"<code>{DEMO_MODEL_3D}</code> on {len(records)} test images ({seconds:.2f} s per image): input | the "
+               f"written GLB seen from the predicted camera, turned by 90 and by 180 degrees. Files: {names} (y up). "
+               f"Look around them in the browser: <code>ganfactory view {escape(folder.resolve())}</code></p>"
+               + embed_png(image_grid(rows), scale=2, alt="reconstructions"))
+    return folder, section
+
+
+def render_turned(glb: Path, camera: dict, turns: tuple[int, ...], size: int):
+    """[len(turns)] uint8 images [H, W, 3] of a reconstruction's GLB seen by its camera JSON (OpenCV R, t in the
+    file's y-up frame) orbited by ``turns`` degrees about the vertical axis: ``R Ry(-turn)`` (the object turned the
+    other way under a fixed camera)."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from ganfactory.render import Camera, RasterSettings, Renderer
+    from ganfactory.render.io import load_mesh
+
+    mesh = load_mesh(glb)
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    R, t = flip @ torch.tensor(camera["R"]), flip @ torch.tensor(camera["t"])
+    views = []
+    for turn in turns:
+        c, s = math.cos(math.radians(-turn)), math.sin(math.radians(-turn))
+        Ry = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        cam = Camera.from_fov((R @ Ry)[None], t[None], math.radians(camera["fov_deg"]), (size, size))
+        with torch.no_grad():
+            image = Renderer(RasterSettings((size, size), supersample=2))(mesh, cam, background=torch.ones(3)).image
+        views.append((image[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    return views

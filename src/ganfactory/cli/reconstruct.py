@@ -18,8 +18,9 @@ def register(sub) -> None:
                     "inverse-graphics model (--model: a built-in name, a `ganfactory inverse train` run or a model "
                     "directory). Writes per image OUT/<stem>.glb, <stem>.obj (+ .mtl, texture PNG), "
                     "<stem>.camera.json (predicted camera) and <stem>.render.png (input | render), and "
-                    "OUT/reconstruct.json (files and seconds per image). Meshes are in the object frame (x forward, "
-                    "y left, z up).")
+                    "OUT/reconstruct.json (files and seconds per image). Meshes and cameras are in the renderer's "
+                    "world frame, y up as glTF expects (the car's front along +z, its left along +x); the OBJ holds "
+                    "the same vertices as the GLB. Look at them with `ganfactory view OUT`.")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"model name ({', '.join(BUILTIN_MODELS)}), run or model directory (default {DEFAULT_MODEL})")

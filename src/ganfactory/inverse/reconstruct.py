@@ -2,12 +2,17 @@
 
 Per image ``DIR/<stem>.glb`` (textured; trimesh, Blender and three.js open it), ``DIR/<stem>.obj`` (+ .mtl and
 the texture PNG), ``DIR/<stem>.camera.json`` (the predicted camera: orbit parameters and OpenCV K, R, t) and
-``DIR/<stem>.render.png`` (the mesh rendered with that camera, beside the input, for a quick look).
+``DIR/<stem>.render.png`` (the mesh rendered with that camera, beside the input, for a quick look). Every file is
+written atomically (the OBJ with its companions, ``ganfactory.atomic.atomic_files``).
 
-Frame of the files: the object frame of ``ganfactory.inverse.camera`` (x forward, y left, z up; metres for
-models trained on the cars renders), the same as the cars benchmark's true meshes (``test3d/meshes``), so a
-reconstruction and its truth overlay without a transform. glTF viewers take +y as up: rotate by -90 degrees
-about x to stand the car on the ground there.
+Frame of the files (``FILE_FRAME``): the world frame of ``ganfactory.render.conventions``, y up (glTF's convention,
+so every glTF viewer shows the car standing on its wheels), the car's front along +z and its left side along +x;
+metres for models trained on the cars renders. GLB and OBJ hold the same vertices. The network predicts in the
+cars' object frame (x forward, y left, z up; ``ganfactory.inverse.camera``) and the files are that mesh moved by
+``vehicle_to_world`` (an exact axis permutation, a rotation, so the winding is kept). The camera JSON's ``R`` and
+``t`` map a vertex of the files to OpenCV camera coordinates, ``x_cv = R X + t``; its azimuth and elevation mean
+the same in both frames (0 looks at the front, 90 at the left side). The cars benchmark's true meshes
+(``test3d/meshes``) stay in the TORCS frame of their dataset; ``vehicle_to_world`` puts one over a reconstruction.
 """
 
 from __future__ import annotations
@@ -21,13 +26,20 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ganfactory.atomic import atomic_path, write_json
+from ganfactory.atomic import atomic_files, atomic_path, write_json
 from ganfactory.errors import GanfactoryError
+from ganfactory.inverse.camera import OrbitCamera
 from ganfactory.inverse.network import InverseGraphicsNet, Prediction
 from ganfactory.render import Mesh, RasterSettings, Renderer
+from ganfactory.render.conventions import vehicle_to_world
 from ganfactory.render.io import save_mesh
 
-__all__ = ["Reconstruction", "export_reconstruction", "load_image", "reconstruct_images", "sample_mesh"]
+__all__ = ["FILE_FRAME", "Reconstruction", "camera_json", "export_reconstruction", "file_mesh", "load_image",
+           "reconstruct_images", "sample_mesh"]
+
+FILE_FRAME = ("world frame of ganfactory.render.conventions: y up, the car's front along +z, its left along +x; "
+              "OpenCV x_cv = R X + t for a vertex X of the GLB/OBJ")
+"""The ``frame`` field of every camera JSON (the module docstring says why)."""
 
 
 def load_image(path: str | Path, size: int) -> torch.Tensor:
@@ -53,6 +65,22 @@ def sample_mesh(net: InverseGraphicsNet, prediction: Prediction, i: int) -> Mesh
     return full.replace(verts=full.verts[i:i + 1].detach(), textures=(full.textures[0][i:i + 1].detach(),))
 
 
+def file_mesh(mesh: Mesh) -> Mesh:
+    """A predicted mesh (object frame) in the files' frame: its vertices moved by ``vehicle_to_world``."""
+    return mesh.replace(verts=vehicle_to_world(mesh.verts))
+
+
+def camera_json(camera: OrbitCamera, i: int, image_size: tuple[int, int]) -> dict:
+    """Sample ``i``'s camera as JSON in the files' frame: ``camera.to_json`` with ``R`` acting on world points.
+
+    ``R_obj p_obj = R_obj[:, AXES] p_world`` for the permutation ``p_world = p_obj[AXES]``, so the world
+    rotation is ``vehicle_to_world`` applied to R's rows: exact, like the vertices."""
+    info = camera.to_json(i, image_size)
+    info["R"] = vehicle_to_world(torch.tensor(info["R"], dtype=torch.float64)).tolist()
+    info["frame"] = FILE_FRAME
+    return info
+
+
 @dataclass(frozen=True)
 class Reconstruction:
     """The files written for one image."""
@@ -71,14 +99,15 @@ def export_reconstruction(net: InverseGraphicsNet, prediction: Prediction, i: in
     size = net.config.image_size
     paths = Reconstruction(out / f"{stem}.glb", out / f"{stem}.obj", out / f"{stem}.camera.json",
                            out / f"{stem}.render.png")
-    with atomic_path(paths.glb) as tmp:  # the temporary name keeps the .glb suffix that save_mesh reads
-        save_mesh(mesh, tmp)
-    save_mesh(mesh, paths.obj)  # also writes the .mtl and the texture PNG beside it (not atomically)
+    for path in (paths.glb, paths.obj):  # the OBJ comes with its .mtl and texture PNG, named after it
+        with atomic_files(path) as tmp:
+            save_mesh(file_mesh(mesh), tmp)
     camera = prediction.camera.detach()
-    info = camera.to_json(i, (size, size))
+    info = camera_json(camera, i, (size, size))
     info["lighting"] = ("sh9" if prediction.light is not None else "baked into the texture")
-    if prediction.light is not None:
+    if prediction.light is not None:  # the shading normals were the object frame's
         info["sh9"] = prediction.light.coeffs[i].detach().tolist()
+        info["sh9_frame"] = "object frame x forward, y left, z up (the network's; vehicle_to_world maps it)"
     write_json(paths.camera, info)
     with torch.no_grad():
         one = camera.index(slice(i, i + 1)).to_camera((size, size))

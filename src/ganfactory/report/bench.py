@@ -54,8 +54,9 @@ def _rgb(c) -> str:
 
 
 def write_bench_report(run: str | Path, out: str | Path | None = None,
-                       title: str = "ganfactory cars benchmark") -> Path:
-    """Write ``run``/report/index.html (or ``out``) from ``run``/results.json; returns its path."""
+                       title: str = "ganfactory cars benchmark", sections: tuple[str, ...] = ()) -> Path:
+    """Write ``run``/report/index.html (or ``out``) from ``run``/results.json; returns its path. ``sections``: more
+    HTML (a caller's own results, e.g. the demo's reconstructions), placed before the configuration."""
     run = Path(run)
     results = json.loads((run / "results.json").read_text())
     config = results["config"]
@@ -161,6 +162,8 @@ def write_bench_report(run: str | Path, out: str | Path | None = None,
             cells.append('<div class="grid"><p class="note">The most uncertain removed samples (image, label):</p>'
                          + embed_png(image_grid(grid_rows), scale=2, alt="removed samples") + "</div>")
         parts.append('<div class="cols">' + "".join(cells) + "</div>")
+
+    parts.extend(sections)
 
     # configuration
     timing_rows = [[k, f"{v:.1f} s"] for k, v in results["timings"].items()]

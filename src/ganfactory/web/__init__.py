@@ -2,7 +2,8 @@
 files, the favicon), loopback binding and serving, and the lock that keeps one server per project.
 
 The annotator (``ganfactory.annotate.server``) is built on it, and so are the coming 3-D pages (``multiview
-annotate``, ``view``, ``neural-render serve``): a page module adds only its own API routes.
+annotate``, ``view``, ``neural-render serve``): a page module adds only its own API routes. JavaScript packages from npm
+(three.js) are served from the checkout's ``js/node_modules`` by ``ganfactory.web.vendor``.
 """
 
 from ganfactory.web.app import LOOPBACK_HOSTS, PageFiles, create_web_app, error_response
