@@ -18,6 +18,7 @@ samples of the 11 cars whose part labels are trusted count for mIoU):
   left/right), over hubs that the data marks visible.
 - **truth check**: the true mesh's face parts rendered with the true camera against the stored label map (how
   exactly a rendered true label matches the data's; the ceiling of the novel-view score).
+- **2-D segmenter** (``--segmenter``): a 2-D network's labels of the same input images (no 3-D at all).
 - **constant baseline**: the part head's base layout alone (the same labels for every car), to show what the
   per-image part of the head adds.
 
@@ -89,6 +90,8 @@ def main() -> None:
     p.add_argument("--test3d", default="/work/data/inverse/test3d")
     p.add_argument("--n", type=int, default=None)
     p.add_argument("--out", required=True)
+    p.add_argument("--segmenter", default=None,
+                   help="a 2-D segmenter (ganfactory segment train run, cars-8) scored on the same input views")
     p.add_argument("--sheet", default=None, help="write a contact sheet of the first 8 trusted samples here")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -103,7 +106,14 @@ def main() -> None:
     table = label_table(ds.schema)
     hub_ids = [ds.schema.keypoints.index(n.replace("wheel", "hub")) for n in WHEEL_NAMES]
     size = net.config.image_size
-    kinds = ("input_pred_cam", "input_true_cam", "novel", "input_base", "truth_check")
+    kinds = ("input_pred_cam", "input_true_cam", "novel", "input_base", "truth_check", "segmenter_2d")
+    segmenter = None
+    if args.segmenter:
+        from ganfactory.downstream.train import load_segmenter
+
+        segmenter = load_segmenter(args.segmenter)
+        if tuple(segmenter.class_names) != CARS8:
+            raise SystemExit(f"{args.segmenter}: the segmenter's classes are not cars-8")
     cms = {k: np.zeros((K, K), np.int64) for k in kinds}
     axis_err = {m: [] for m in AXIS_MODES}
     hub_err = {"pred_cam": [], "true_cam": []}
@@ -147,6 +157,8 @@ def main() -> None:
         soft_p = render_part_probs(pred.verts, net.faces, probs, cam_p, size)
         soft_t = render_part_probs(pred.verts, net.faces, probs, cam_t, size)
         cms["input_pred_cam"] += confusion_matrix(soft_p.argmax(1)[0].numpy(), truth, K)
+        if segmenter is not None:
+            cms["segmenter_2d"] += confusion_matrix(segmenter.predict(ds.image(i)[None])[0][0], truth, K)
         cms["input_true_cam"] += confusion_matrix(soft_t.argmax(1)[0].numpy(), truth, K)
         base = torch.softmax(head.base.index_fill(-1, torch.tensor([0]), -1e4), -1)[None]
         cms["input_base"] += confusion_matrix(
@@ -184,6 +196,7 @@ def main() -> None:
     results = {
         "model": args.model, "head": args.head, "test3d": str(root), "samples": count,
         "trusted_samples": trusted_n, "classes": list(CARS8), "novel_turns_deg": list(NOVEL_TURNS),
+        "segmenter": args.segmenter,
         "miou": {k: segmentation_scores(cm, CARS8) for k, cm in cms.items()},
         "wheels_split": {str(k): int(v) for k, v in zip(*np.unique(wheel_counts, return_counts=True), strict=True)},
         "axis_error_deg": {m: stats(v) for m, v in axis_err.items()},
@@ -201,11 +214,12 @@ def main() -> None:
         Image.fromarray(image_grid(sheet)).save(args.sheet)
     print(f"test3d: {count} samples ({trusted_n} with trusted part labels), {seconds:.0f} s")
     print("| part mIoU (cars-8) | input view, predicted camera | input view, true camera | novel views | "
-          "input view, base layout only | truth check |")
-    print("|---|---|---|---|---|---|")
+          "input view, base layout only | truth check | 2-D segmenter, input view |")
+    print("|---|---|---|---|---|---|---|")
     m = results["miou"]
     print(f"| all classes | {m['input_pred_cam']['miou']:.3f} | {m['input_true_cam']['miou']:.3f} | "
-          f"{m['novel']['miou']:.3f} | {m['input_base']['miou']:.3f} | {m['truth_check']['miou']:.3f} |")
+          f"{m['novel']['miou']:.3f} | {m['input_base']['miou']:.3f} | {m['truth_check']['miou']:.3f} | "
+          f"{m['segmenter_2d']['miou']:.3f} |")
     for c in CARS8:
         row = [m[k]["per_class_iou"][c] for k in kinds]
         print(f"| {c} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in row) + " |")

@@ -1,4 +1,7 @@
 // The mesh viewer: a GLB in three.js under orbit controls, its input image, its nodes and animations.
+// Parts (reconstruct --parts): mesh nodes whose extras name a part ({"ganfactory": {"part", "color"}}) can be drawn
+// in their part's colour and toggled per part; the file's animations (wheels spinning, front wheels steering) play
+// through one AnimationMixer, each clip switched on and off by its checkbox.
 // Frame: the files' (y up, the car's front along +z, its left side along +x); azimuth 0 looks at the front, 90 at
 // the left side, as in ganfactory.render.conventions. window.viewer is the page's hook for tests and scripts.
 import * as THREE from "three";
@@ -31,6 +34,10 @@ let materials = [];         // per drawn mesh: {mesh, lit, flat}
 let radius = 1;
 let fixedSize = null;       // [w, h] set by viewer.setSize, else the canvas' layout size
 let silhouette = null;      // the override material while silhouette mode is on
+let mixer = null;           // the loaded model's AnimationMixer
+let actions = new Map();    // clip name -> AnimationAction
+let clock = new THREE.Clock();
+let playing = false;        // the render loop runs while a clip plays
 
 function status(text, error = false) {
   const el = $("status");
@@ -102,9 +109,10 @@ function resetView() {
 }
 
 function applyMaterials() {
-  const lit = $("lit").checked, wire = $("wire").checked;
+  const lit = $("lit").checked, wire = $("wire").checked, parts = $("parts-colour").checked;
   for (const m of materials) {
-    m.mesh.material = lit ? m.lit : m.flat;
+    const use = parts && m.part ? m.part : m;
+    m.mesh.material = lit ? use.lit : use.flat;
     m.mesh.material.wireframe = wire;
   }
   lights.visible = lit;
@@ -119,6 +127,83 @@ function copies(material) {
   const common = { map: material.map || null, color: material.color || WHITE, side: material.side,
                    transparent: material.transparent, opacity: material.opacity, alphaTest: material.alphaTest };
   return { flat: new THREE.MeshBasicMaterial(common), lit: new THREE.MeshLambertMaterial({ ...common, flatShading: true }) };
+}
+
+// The part of a drawn mesh: its node's extras (three.js puts them in userData), else the nearest ancestor's.
+function partOf(obj) {
+  for (let o = obj; o; o = o.parent) {
+    const info = o.userData && o.userData.ganfactory;
+    if (info && info.part && info.color) return info;
+  }
+  return null;
+}
+
+function partCopies(info) {
+  const color = new THREE.Color(...info.color.map((c) => c / 255)).convertSRGBToLinear();
+  return { flat: new THREE.MeshBasicMaterial({ color }), lit: new THREE.MeshLambertMaterial({ color, flatShading: true }) };
+}
+
+function showParts() {
+  const groups = new Map();
+  for (const m of materials) {
+    if (!m.partName) continue;
+    if (!groups.has(m.partName)) groups.set(m.partName, []);
+    groups.get(m.partName).push(m.mesh);
+  }
+  const ul = $("parts");
+  ul.replaceChildren();
+  for (const [name, objects] of groups) {
+    const li = document.createElement("li");
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = true;
+    box.dataset.part = name;
+    box.addEventListener("change", () => { setPartVisible(name, box.checked); });
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    const info = partOf(objects[0]);
+    swatch.style.background = `rgb(${info.color.join(",")})`;
+    label.append(box, swatch, ` ${name} (${objects.length})`);
+    li.append(label);
+    ul.append(li);
+  }
+  $("parts-box").hidden = groups.size === 0;
+  $("parts-colour").disabled = groups.size === 0;
+}
+
+function setPartVisible(name, on) {
+  for (const m of materials) if (m.partName === name) m.mesh.visible = on;
+  const box = document.querySelector(`#parts input[data-part="${name}"]`);
+  if (box) box.checked = on;
+  render();
+}
+
+function loop() {
+  if (!playing) return;
+  mixer.update(clock.getDelta());
+  render();
+  requestAnimationFrame(loop);
+}
+
+function setPlaying(name, on) {
+  const action = actions.get(name);
+  if (!action) throw new Error(`no animation named ${name}`);
+  if (on) action.play(); else action.stop();
+  const box = document.querySelector(`#animations input[data-clip="${name}"]`);
+  if (box) box.checked = on;
+  const any = [...actions.values()].some((a) => a.isRunning());
+  if (any && !playing) { playing = true; clock.getDelta(); requestAnimationFrame(loop); }
+  playing = any;
+  render();
+}
+
+// Stop the clock and show every running clip at time t (seconds): what tests and stills use.
+function setAnimationTime(t) {
+  playing = false;
+  for (const a of actions.values()) if (a.isRunning()) a.time = t;
+  mixer.update(0);
+  render();
 }
 
 function listNodes(root) {
@@ -149,7 +234,14 @@ function showInfo() {
   an.replaceChildren();
   for (const clip of gltfInfo.animations) {
     const li = document.createElement("li");
-    li.textContent = `${clip.name || "(unnamed)"} (${clip.duration.toFixed(2)} s, ${clip.tracks.length} tracks)`;
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.dataset.clip = clip.name;
+    box.title = "play";
+    box.addEventListener("change", () => setPlaying(clip.name, box.checked));
+    label.append(box, ` ${clip.name || "(unnamed)"} (${clip.duration.toFixed(2)} s, ${clip.tracks.length} tracks)`);
+    li.append(label);
     an.append(li);
   }
   if (!gltfInfo.animations.length) {
@@ -184,9 +276,15 @@ async function select(i) {
   materials = [];
   model.traverse((obj) => {
     if (!obj.isMesh) return;
-    materials.push({ mesh: obj, ...copies(obj.material) });
+    const info = partOf(obj);
+    materials.push({ mesh: obj, ...copies(obj.material), part: info ? partCopies(info) : null,
+                     partName: info ? info.part : null });
   });
   gltfInfo = { nodes: listNodes(model), animations: gltf.animations || [] };
+  playing = false;
+  mixer = new THREE.AnimationMixer(model);
+  actions = new Map(gltfInfo.animations.map((clip) => [clip.name, mixer.clipAction(clip)]));
+  showParts();
   radius = Math.max(new THREE.Box3().setFromObject(model).getBoundingSphere(new THREE.Sphere()).radius, 1e-6);
   showInfo();
   applyMaterials();
@@ -214,6 +312,11 @@ window.viewer = {
   resetView,
   setSilhouette,
   setSize(w, h) { fixedSize = [w, h]; resize(); },
+  setPlaying,
+  setAnimationTime,
+  setPartVisible,
+  setPartsColour(on) { $("parts-colour").checked = on; applyMaterials(); },
+  parts: () => [...new Set(materials.filter((m) => m.partName).map((m) => m.partName))],
   current: () => current,
   count: () => meshes.length,
   nodes: () => gltfInfo.nodes.map(({ name, type, triangles }) => ({ name, type, triangles })),
@@ -226,6 +329,7 @@ controls.addEventListener("change", render);
 $("reset").addEventListener("click", resetView);
 $("lit").addEventListener("change", applyMaterials);
 $("wire").addEventListener("change", applyMaterials);
+$("parts-colour").addEventListener("change", applyMaterials);
 window.addEventListener("keydown", (e) => {
   if (e.target instanceof HTMLInputElement) return;
   if (e.key === "r" || e.key === "R") resetView();
