@@ -38,6 +38,10 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=1500)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=PartTrainConfig.lr)
+    p.add_argument("--hidden", type=int, default=PartHeadConfig.hidden)
+    p.add_argument("--class-balance", type=float, default=PartTrainConfig.class_balance)
+    p.add_argument("--cache-from", default=None, help="reuse another run's cache.safetensors (same data, model)")
     args = p.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -45,6 +49,9 @@ def main() -> None:
     net, _ = load_model(args.model)
     t0 = time.perf_counter()
     cache_file = out / "cache.safetensors"
+    if args.cache_from and not cache_file.is_file():
+        for name in ("cache.safetensors", "cache-ids.json"):
+            (out / name).symlink_to(Path(args.cache_from).resolve() / name)
     if cache_file.is_file():
         t = load_file(str(cache_file))
         ids = json.loads((out / "cache-ids.json").read_text())
@@ -58,8 +65,9 @@ def main() -> None:
         (out / "cache-ids.json").write_text(json.dumps(list(cache.ids)))
     cache_s = time.perf_counter() - t0
     print(f"cache: {cache.codes.shape[0]} samples in {cache_s:.0f} s", flush=True)
-    config = PartTrainConfig(iterations=args.iterations, batch=args.batch, seed=args.seed)
-    head_config = PartHeadConfig(classes=CARS8, base_model=args.model)
+    config = PartTrainConfig(iterations=args.iterations, batch=args.batch, seed=args.seed, lr=args.lr,
+                             class_balance=args.class_balance)
+    head_config = PartHeadConfig(classes=CARS8, base_model=args.model, hidden=args.hidden)
     with open(out / "log.jsonl", "w") as log:
         def write(row: dict) -> None:
             log.write(json.dumps(row) + "\n")

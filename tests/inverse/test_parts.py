@@ -151,7 +151,35 @@ def test_builtin_part_head_loads_on_its_model():
     head, config = load_part_head("cars64-3d-parts", net)
     assert head.config.classes == CARS8 and config["part_head"]["base_model"] == "cars64-3d"
     labels = head.face_labels(torch.zeros(1, net.config.latent))[0]
-    # The base layout has wheels, and only on the lower half of the template.
-    z = net.template.verts[net.faces].mean(1)[:, 2]
-    wheel = labels == CARS8.index("wheel")
-    assert wheel.any() and (z[wheel] < 0).all()
+    # The base layout has wheels low on the template and towards its ends, windows high.
+    centroid = net.template.verts[net.faces].mean(1)
+    wheel, window = labels == CARS8.index("wheel"), labels == CARS8.index("window")
+    assert wheel.any() and window.any()
+    assert centroid[wheel, 2].mean() < -0.2 < 0.2 < centroid[window, 2].mean()
+    assert centroid[wheel, 0].abs().min() > 0.1 and centroid[wheel, 0].abs().mean() > 0.3
+
+
+def test_reconstruct_parts_cli(tmp_path):
+    """`ganfactory reconstruct --parts` on a bundled test image: the animated GLB (read back, 4 wheels, checked
+    animations), the part PNG, the JSON and the camera the viewer uses."""
+    import json
+
+    import trimesh
+
+    from ganfactory.cli import main
+    from ganfactory.cli.demo import demo_data
+    from ganfactory.inverse.animate import WHEEL_NAMES, check_animations, read_glb
+
+    image = sorted((demo_data() / "test" / "images").rglob("*.png"))[0]
+    assert main(["reconstruct", str(image), "--parts", "--out", str(tmp_path)]) in (0, None)
+    stem = image.stem
+    record = json.loads((tmp_path / f"{stem}.parts.json").read_text())
+    assert [w["name"] for w in record["wheels"]] == list(WHEEL_NAMES)
+    assert sum(record["face_counts"].values()) == 1280 and record["face_counts"]["background"] == 0
+    gltf, _ = read_glb(tmp_path / f"{stem}.parts.glb")
+    check_animations(gltf)
+    scene = trimesh.load(tmp_path / f"{stem}.parts.glb")
+    assert sum(len(g.faces) for g in scene.geometry.values()) == 1280
+    assert set(WHEEL_NAMES) <= set(scene.geometry)
+    assert (tmp_path / f"{stem}.parts.png").is_file() and (tmp_path / f"{stem}.parts.camera.json").is_file()
+    assert main(["reconstruct", str(image), "--part-head", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2

@@ -417,12 +417,13 @@ def part_palette(classes: tuple[str, ...]) -> np.ndarray:
 def reconstruct_parts(net: InverseGraphicsNet, head: PartHead, paths: list[Path], out: str | Path,
                       device: str = "cpu", axis_mode: str = "level") -> list[dict]:
     """Per image ``OUT/<stem>.parts.glb`` (animated: body parts + 4 wheels, ``inverse.animate``),
-    ``<stem>.parts.png`` (input | colour render | part labels, predicted camera) and ``<stem>.parts.json``
-    (face label counts, wheel hubs and axes in the car frame and in the GLB's y-up frame)."""
+    ``<stem>.parts.png`` (input | colour render | part labels, predicted camera), ``<stem>.parts.json``
+    (face label counts, wheel hubs and axes in the car frame) and ``<stem>.parts.camera.json`` (the predicted
+    camera in the GLB's frame, as ``reconstruct.camera_json`` writes it)."""
     from PIL import Image
 
     from ganfactory.inverse.animate import write_animated_glb
-    from ganfactory.inverse.reconstruct import load_image
+    from ganfactory.inverse.reconstruct import camera_json, load_image
     from ganfactory.render import RasterSettings, Renderer
 
     out = Path(out)
@@ -456,5 +457,7 @@ def reconstruct_parts(net: InverseGraphicsNet, head: PartHead, paths: list[Path]
                   "wheels": [{"name": w.name, "faces": int(len(w.faces)), "hub_car": w.hub.round(4).tolist(),
                               "axis_car": w.axis.round(4).tolist()} for w in wheels]}
         write_json(out / f"{path.stem}.parts.json", record)
+        # The same camera as <stem>.camera.json, named after the GLB so that `ganfactory view` finds its input view.
+        write_json(out / f"{path.stem}.parts.camera.json", camera_json(pred.camera, 0, (size, size)))
         records.append(record)
     return records
