@@ -15,6 +15,7 @@ from ganfactory.inverse.animate import (
     check_animations,
     read_glb,
     split_wheels,
+    wheel_disc,
     write_animated_glb,
 )
 from ganfactory.inverse.network import SphereTemplate
@@ -71,7 +72,8 @@ def test_glb_round_trip(car, tmp_path):
     gltf, blob = read_glb(path)
     check_animations(gltf)
     names = [n["name"] for n in gltf["nodes"]]
-    assert names[0] == "car" and set(WHEEL_NAMES) <= set(names) and {"body_body", "body_window"} <= set(names)
+    assert names[0] == "car" and set(WHEEL_NAMES) <= set(names)
+    assert {"body_body", "body_window", "body_wheel"} <= set(names)
     assert {"steer_front_left", "steer_front_right"} <= set(names)
     assert [a["name"] for a in gltf["animations"]] == ["spin", "steer"]
     spin = gltf["animations"][0]
@@ -85,12 +87,37 @@ def test_glb_round_trip(car, tmp_path):
     assert np.allclose(np.abs(q[-1]), [0, 0, 0, 1], atol=1e-6)
 
     scene = trimesh.load(path)
-    assert len(scene.geometry) == 2 + len(wheels)  # body, window, four wheels
+    assert len(scene.geometry) == 3 + len(wheels)  # body, window, the wheel patches, four fitted wheels
     # y up: the scene's bounds are the car's bounds permuted (x left, y up, z forward), wheels in place.
     lo, hi = verts.min(0), verts.max(0)
     assert np.allclose(scene.bounds, [[lo[1], lo[2], lo[0]], [hi[1], hi[2], hi[0]]], atol=1e-5)
-    faces_seen = sum(len(g.faces) for g in scene.geometry.values())
-    assert faces_seen == len(faces)
+    body_faces = sum(len(g.faces) for k, g in scene.geometry.items() if k.startswith("body_"))
+    assert body_faces == len(faces)  # the body is whole: the labelled wheel faces stay in it
+    for w in wheels:  # each fitted wheel sits at its hub, its outer face there, its radius across the axis
+        hub, axis = _world(w.hub), _world(w.axis)
+        pts = scene.geometry[w.name].vertices + hub  # the wheel nodes are translated to their hubs
+        off = pts - hub
+        radial = np.linalg.norm(off - (off @ axis)[:, None] * axis, axis=1)
+        assert radial.max() == pytest.approx(w.radius, rel=1e-5)
+        assert np.all(np.sign(w.hub[1]) * (off @ axis) < 1e-6)  # inwards of the hub
+
+
+def _world(p):
+    return np.asarray(p)[..., [1, 2, 0]]
+
+
+def test_wheel_disc_is_closed_and_faces_out(car):
+    verts, faces, _, labels = car
+    for w in split_wheels(verts, faces, labels, WHEEL):
+        v, f, uv = wheel_disc(w)
+        tri = v[f]
+        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        centre = v[-2:].mean(0)
+        assert np.all((normal * (tri.mean(1) - centre)).sum(-1) > 0)  # convex and wound outwards
+        edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+        _, counts = np.unique(edges, axis=0, return_counts=True)
+        assert np.all(counts == 2)  # closed: every edge shared by two faces
+        assert uv.shape == (len(f), 3, 2) and uv.min() >= 0 and uv.max() <= 1
 
 
 def test_animation_checks_reject_broken_channels(car, tmp_path):

@@ -9,23 +9,28 @@ the wheel's outer face, as the data's hub keypoints are); its **axis** is the di
 those faces (the normal of the best-fitting plane: a wheel's outer face is a disc), levelled onto the ground
 plane by default (``AXIS_MODES``) and turned to point to the car's left (+y) so that every wheel spins the
 same way. A wheel with fewer than ``MIN_WHEEL_FACES`` faces is
-not split off (its faces stay in the body).
+not split off. The labelled faces stay in the body (node ``body_wheel``): they are a patch of the body's surface,
+which turned about an axis would swing out of the surface; the movable wheel is a closed cylinder fitted to
+them (``wheel_disc``: outer face centred on the hub, radius from their spread, textured with a drawn wheel so that
+turning shows).
 
 The file (glTF 2.0 binary, y up like the viewer: vertices go through ``render.conventions.vehicle_to_world``,
 so the car's front is +z, its left +x and its top +y):
 
     node 0 "car" (root) -- children:
-        "body"                    no mesh; children one node per static part class present ("body", "window",
-                                  "light", ...), each with a mesh; extras {"ganfactory": {"part", "color"}}
+        "body"                    no mesh; children one node per part class present ("body_body", "body_window",
+                                  "body_light", ..., "body_wheel"), each with a mesh; extras {"ganfactory":
+                                  {"part", "color"}}
         "steer_front_left"        at the hub (translation), no mesh; child "wheel_front_left" (mesh, at the hub)
         "steer_front_right"       likewise
         "wheel_rear_left", "wheel_rear_right"   mesh nodes at their hubs
     animations  "spin":  each wheel node's rotation about its axis, one turn per second (LINEAR, 9 keys)
                 "steer": each steer node's rotation about +y (up): 0, +25, 0, -25, 0 degrees over 2 s
 
-Wheel meshes are stored relative to their hub, so rotating the node turns the wheel in place. Every mesh
-uses one material: the reconstruction's colour texture, unlit (``KHR_materials_unlit``: the lighting is baked
-into the texture). Vertices are not shared between faces (flat normals, per-face UVs).
+Wheel meshes (the fitted cylinders) are stored relative to their hub, so rotating the node turns the wheel in
+place; their node extras hold hub, axis and radius (y-up frame). Body meshes use the reconstruction's colour
+texture, wheels a drawn wheel texture, both unlit (``KHR_materials_unlit``: the reconstruction's lighting is
+baked into its texture). Vertices are not shared between faces (flat normals, per-face UVs).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from ganfactory.datasets.parts import CARS8, CLASS_COLORS
 from ganfactory.errors import GanfactoryError
 
 __all__ = ["AXIS_MODES", "MIN_WHEEL_FACES", "STEER_DEG", "WHEEL_NAMES", "Wheel", "check_animations", "fit_wheel",
-           "read_glb", "split_wheels", "write_animated_glb"]
+           "read_glb", "split_wheels", "wheel_disc", "wheel_texture", "write_animated_glb"]
 
 MIN_WHEEL_FACES = 3
 """A wheel cluster with fewer faces is left in the body."""
@@ -65,6 +70,8 @@ class Wheel:
     """[3] centre of the wheel's outer face."""
     axis: np.ndarray
     """[3] unit rotation axis, pointing to the car's left (+y)."""
+    radius: float
+    """Radius of the disc the faces fill: sqrt(2) x their RMS distance from the hub across the axis."""
 
 
 def _face_stats(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +108,10 @@ def fit_wheel(verts: np.ndarray, faces: np.ndarray, name: str, face_ids: np.ndar
         axis = np.array([0.0, 1.0, 0.0])
     if axis[1] < 0:
         axis = -axis
-    return Wheel(name=name, faces=face_ids, hub=hub, axis=axis / np.linalg.norm(axis))
+    axis = axis / np.linalg.norm(axis)
+    across = d - (d @ axis)[:, None] * axis
+    radius = float(np.sqrt(2 * (cw * (across ** 2).sum(-1)).sum()))  # a uniform disc's RMS radius is r / sqrt 2
+    return Wheel(name=name, faces=face_ids, hub=hub, axis=axis, radius=radius)
 
 
 def split_wheels(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, wheel_class: int,
@@ -137,6 +147,61 @@ def _two_means(x: np.ndarray, iterations: int = 20) -> np.ndarray:
             break
         lo, hi = new_lo, new_hi
     return x > (lo + hi) / 2
+
+
+WHEEL_SEGMENTS = 24
+WHEEL_WIDTH = 0.35
+"""A fitted wheel's width as a share of its radius (a car tyre's is about 0.6 of the radius; the disc is
+drawn narrower so that it stays inside the body's wheel arch)."""
+
+
+def wheel_disc(wheel: Wheel, segments: int = WHEEL_SEGMENTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A closed cylinder standing in for the wheel: (verts [V, 3] car frame, faces [F, 3], uvs [F, 3, 2]).
+
+    Why not the labelled faces themselves: they are a patch of the body's surface, and turning a patch about
+    its axis swings it out of the surface (shards outside, a hole behind). The cylinder's outer cap is centred
+    on the hub, it extends ``WHEEL_WIDTH`` x radius inwards, and its caps map onto the wheel texture
+    (``wheel_texture``: tyre, rim and spokes, so that turning is visible); its tread samples the tyre ring.
+    """
+    a = wheel.axis
+    u = np.cross(a, [0.0, 0.0, 1.0])
+    u = u / np.linalg.norm(u) if np.linalg.norm(u) > 1e-6 else np.array([1.0, 0.0, 0.0])
+    v = np.cross(a, u)
+    angles = 2 * np.pi * np.arange(segments) / segments
+    ring = np.cos(angles)[:, None] * u + np.sin(angles)[:, None] * v  # [S, 3]
+    outward = 1.0 if wheel.hub[1] >= 0 else -1.0  # the outer cap faces away from the car's middle
+    outer = wheel.hub
+    inner = wheel.hub - outward * WHEEL_WIDTH * wheel.radius * a
+    verts = np.concatenate([outer + wheel.radius * ring, inner + wheel.radius * ring, [outer, inner]])
+    S = segments
+    faces, uvs = [], []
+    cap_uv = 0.5 + 0.5 * np.stack([np.cos(angles), np.sin(angles)], -1)
+    tread_uv = np.array([0.5, 0.97])  # the tyre ring of wheel_texture
+    for k in range(S):
+        j = (k + 1) % S
+        # Winding: counter-clockwise seen from outside (the outer cap's normal along +outward * a).
+        o = [2 * S, k, j] if outward > 0 else [2 * S, j, k]
+        i = [2 * S + 1, S + j, S + k] if outward > 0 else [2 * S + 1, S + k, S + j]
+        faces += [o, i]
+        uvs += [[[0.5, 0.5], cap_uv[o[1] % S], cap_uv[o[2] % S]], [[0.5, 0.5], cap_uv[i[1] % S], cap_uv[i[2] % S]]]
+        quad = [[k, S + k, S + j], [k, S + j, j]] if outward > 0 else [[k, S + j, S + k], [k, j, S + j]]
+        faces += quad
+        uvs += [[tread_uv] * 3, [tread_uv] * 3]
+    return verts, np.asarray(faces, np.int64), np.asarray(uvs, np.float64)
+
+
+def wheel_texture(size: int = 64, spokes: int = 5) -> np.ndarray:
+    """[size, size, 3] uint8: a dark tyre ring, a grey rim with ``spokes`` spokes, a dark hub cap."""
+    c = (np.arange(size) + 0.5) / size * 2 - 1
+    x, y = np.meshgrid(c, -c)
+    r, phi = np.hypot(x, y), np.arctan2(y, x)
+    image = np.full((size, size, 3), 35, np.uint8)  # tyre
+    rim = r < 0.7
+    image[rim] = (70, 70, 75)
+    spoke = rim & (np.cos(spokes * phi) > 0.55) & (r > 0.15)
+    image[spoke] = (200, 200, 205)
+    image[r < 0.15] = (150, 150, 155)
+    return image
 
 
 # --- glTF writing -----------------------------------------------------------------------------------------
@@ -188,7 +253,8 @@ class _Builder:
         return len(self.accessors) - 1
 
 
-def _primitive(b: _Builder, verts: np.ndarray, faces: np.ndarray, face_uvs: np.ndarray, origin: np.ndarray) -> dict:
+def _primitive(b: _Builder, verts: np.ndarray, faces: np.ndarray, face_uvs: np.ndarray, origin: np.ndarray,
+               material: int = 0) -> dict:
     """A triangle primitive of ``faces`` (unshared vertices, world frame, relative to ``origin``)."""
     tri = _world(verts[faces]) - origin  # [n, 3, 3]
     normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
@@ -202,7 +268,7 @@ def _primitive(b: _Builder, verts: np.ndarray, faces: np.ndarray, face_uvs: np.n
                            "NORMAL": b.accessor(normals, "VEC3", _ARRAY_BUFFER),
                            "TEXCOORD_0": b.accessor(texcoord, "VEC2", _ARRAY_BUFFER)},
             "indices": b.accessor(np.arange(n, dtype=np.uint32), "SCALAR", _ELEMENT_ARRAY_BUFFER, bounds=True),
-            "material": 0, "mode": 4}
+            "material": material, "mode": 4}
 
 
 def write_animated_glb(path: str | Path, verts: np.ndarray, faces: np.ndarray, face_uvs: np.ndarray,
@@ -218,9 +284,6 @@ def write_animated_glb(path: str | Path, verts: np.ndarray, faces: np.ndarray, f
     if labels.shape != (faces.shape[0],):
         raise GanfactoryError(f"labels must be one per face ({faces.shape[0]}), got {labels.shape}")
     wheels = split_wheels(verts, faces, labels, classes.index("wheel"), axis_mode) if "wheel" in classes else []
-    in_wheel = np.zeros(faces.shape[0], bool)
-    for w in wheels:
-        in_wheel[w.faces] = True
 
     b = _Builder()
     meshes: list[dict] = []
@@ -233,28 +296,34 @@ def write_animated_glb(path: str | Path, verts: np.ndarray, faces: np.ndarray, f
 
     def mesh_node(name: str, part: str, ids: np.ndarray, origin: np.ndarray, parent: int, **extra) -> int:
         meshes.append({"name": name, "primitives": [_primitive(b, verts, faces[ids], face_uvs[ids], origin)]})
+        return add_mesh_node(name, part, parent, **extra)
+
+    def add_mesh_node(name: str, part: str, parent: int, **extra) -> int:
         info = {"part": part, "color": list(CLASS_COLORS.get(part, (200, 200, 200))), **extra}
         return add_node({"name": name, "mesh": len(meshes) - 1, "extras": {"ganfactory": info}}, parent)
 
     body = add_node({"name": "body", "extras": {"ganfactory": {"part": "body", "movable": False}}}, 0)
     for k, name in enumerate(classes):
-        ids = np.nonzero((labels == k) & ~in_wheel)[0]
+        ids = np.nonzero(labels == k)[0]
         if k == 0 or not len(ids):
             continue
-        # A wheel-labelled face left in the body (a small cluster) keeps its class.
+        # The wheel-labelled faces stay in the body (the surface a fitted wheel sits in; "body_wheel").
         mesh_node(f"body_{name}", name, ids, np.zeros(3), body)
 
     spin_targets, steer_targets = [], []
     for w in wheels:
         hub = _world(w.hub)
-        info = {"hub": [float(v) for v in hub], "axis": [float(v) for v in _world(w.axis)], "movable": True}
+        info = {"hub": [float(v) for v in hub], "axis": [float(v) for v in _world(w.axis)],
+                "radius": w.radius, "faces_labelled": int(len(w.faces)), "movable": True}
+        dv, df, duv = wheel_disc(w)
+        meshes.append({"name": w.name, "primitives": [_primitive(b, dv, df, duv, hub, material=1)]})
         if "front" in w.name:
             steer = add_node({"name": w.name.replace("wheel", "steer"), "translation": [float(v) for v in hub],
                               "extras": {"ganfactory": {"part": "steer", "movable": True}}}, 0)
-            node = mesh_node(w.name, "wheel", w.faces, hub, steer, **info)
+            node = add_mesh_node(w.name, "wheel", steer, **info)
             steer_targets.append(steer)
         else:
-            node = mesh_node(w.name, "wheel", w.faces, hub, 0, **info)
+            node = add_mesh_node(w.name, "wheel", 0, **info)
             nodes[node]["translation"] = [float(v) for v in hub]
         spin_targets.append((node, _world(w.axis)))
 
@@ -279,8 +348,8 @@ def write_animated_glb(path: str | Path, verts: np.ndarray, faces: np.ndarray, f
         channels = [{"sampler": 0, "target": {"node": n, "path": "rotation"}} for n in steer_targets]
         animations.append({"name": "steer", "channels": channels, "samplers": samplers})
 
-    png = _png(texture)
-    image_view = b.view(png)
+    image_view = b.view(_png(texture))
+    wheel_view = b.view(_png(wheel_texture()))
     gltf = {
         "asset": {"version": "2.0", "generator": "ganfactory.inverse.animate"},
         "extensionsUsed": ["KHR_materials_unlit"],
@@ -293,12 +362,14 @@ def write_animated_glb(path: str | Path, verts: np.ndarray, faces: np.ndarray, f
                            "steer": f"front wheels steer +-{STEER_DEG:g} degrees about the up axis"}}}}],
         "nodes": nodes,
         "meshes": meshes,
-        "materials": [{"name": "texture", "doubleSided": False, "extensions": {"KHR_materials_unlit": {}},
-                       "pbrMetallicRoughness": {"baseColorTexture": {"index": 0}, "metallicFactor": 0.0,
-                                                "roughnessFactor": 1.0}}],
-        "textures": [{"sampler": 0, "source": 0}],
+        "materials": [{"name": name, "doubleSided": False, "extensions": {"KHR_materials_unlit": {}},
+                       "pbrMetallicRoughness": {"baseColorTexture": {"index": k}, "metallicFactor": 0.0,
+                                                "roughnessFactor": 1.0}}
+                      for k, name in enumerate(("texture", "wheel"))],
+        "textures": [{"sampler": 0, "source": 0}, {"sampler": 0, "source": 1}],
         "samplers": [{"magFilter": _LINEAR_FILTER, "minFilter": _LINEAR_FILTER, "wrapS": _REPEAT, "wrapT": _REPEAT}],
-        "images": [{"bufferView": image_view, "mimeType": "image/png"}],
+        "images": [{"bufferView": image_view, "mimeType": "image/png"},
+                   {"bufferView": wheel_view, "mimeType": "image/png"}],
         "animations": animations,
         "accessors": b.accessors,
         "bufferViews": b.views,
