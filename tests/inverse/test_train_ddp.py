@@ -46,6 +46,17 @@ def multiview(tmp_path_factory):
     return root
 
 
+def test_multiview_holdout_is_whole_content_codes(multiview):
+    from ganfactory.inverse.data import load_views
+    from ganfactory.inverse.train import _split
+
+    views = load_views(multiview, progress=False)
+    train, held = _split(views, 3)
+    assert [views.ids[i] for i in held] == [f"v{v:05d}-c00002" for v in range(4)]
+    assert sorted(train + held) == list(range(12))
+    assert set(views.view_code[train].tolist()) == {0, 1, 2, 3}
+
+
 def inverse_train(*args, torchrun=0):
     cli = ["-m", "ganfactory.cli", "inverse", "train", *map(str, args)]
     cmd = [sys.executable, *cli]

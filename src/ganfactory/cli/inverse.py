@@ -42,6 +42,8 @@ def register(sub) -> None:
                    help="use the annotated view-code cameras as given (default: refine them jointly)")
     t.add_argument("--refine-start", type=int, default=None,
                    help="iteration from which the view-code cameras are refined (default 200)")
+    t.add_argument("--checkpoint-every", type=int, default=None,
+                   help="iterations between checkpoints and held-out scores (default 200)")
     t.add_argument("--accumulate", type=int, default=None,
                    help="micro-batches per process per iteration (default 1)")
     t.add_argument("--max-samples", type=int, default=None, help="use only the first N samples")
@@ -57,7 +59,8 @@ def run_train(args: argparse.Namespace) -> None:
     from ganfactory.inverse.train import TrainConfig, quick_config, train
 
     changes: dict = {"device": args.device, "threads": args.threads}
-    for flag in ("iterations", "batch", "lr", "views", "max_samples", "seed", "accumulate", "refine_start"):
+    for flag in ("iterations", "batch", "lr", "views", "max_samples", "seed", "accumulate", "refine_start",
+                 "checkpoint_every"):
         if getattr(args, flag) is not None:
             changes[flag] = getattr(args, flag)
     if args.no_refine_cameras:

@@ -115,9 +115,20 @@ def quick_config(data: str, **changes) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def _split(n: int, holdout: int) -> tuple[list[int], list[int]]:
+def _split(data: ViewData, holdout: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) indices: the last ``holdout`` samples; for multi-view data whole content codes (the
+    last ones, at least ``holdout`` samples), so that every view code is trained and the held-out cars are new."""
+    n = len(data)
     holdout = min(holdout, max(n // 4, 1))
-    return list(range(n - holdout)), list(range(n - holdout, n))
+    if data.view_code is None or int(data.group.max()) < 1:
+        return list(range(n - holdout)), list(range(n - holdout, n))
+    order = sorted(range(len(data.groups)), key=lambda g: (len(data.groups[g]), data.groups[g]))
+    held: set[int] = set()
+    counts = torch.bincount(data.group[data.group >= 0], minlength=len(data.groups))
+    while sum(int(counts[g]) for g in held) < holdout and len(held) < len(order) - 1:
+        held.add(order[len(order) - 1 - len(held)])
+    group = data.group.tolist()
+    return [i for i in range(n) if group[i] not in held], [i for i in range(n) if group[i] in held]
 
 
 def _save_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
@@ -262,7 +273,7 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> Path:
 
         n = min(len(LabeledDataset(config.data)), config.max_samples)
     data = load_views(config.data, None if n is None else range(n), progress=progress and main)
-    train_index, val_index = _split(len(data), config.holdout)
+    train_index, val_index = _split(data, config.holdout)
     net_config = _resolve_network(config, data, train_index)
     net = InverseGraphicsNet(net_config).to(device)
     refiner = None
