@@ -328,7 +328,7 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> Path:
                 (loss / config.accumulate).backward()
                 total = total + loss.detach() / config.accumulate
                 for name, v in t.items():
-                    terms[name] = terms.get(name, 0.0) + float(v) / config.accumulate
+                    terms[name] = terms.get(name, 0.0) + float(torch.as_tensor(v).detach()) / config.accumulate
             ddp.average_grads(net)
             if refiner is not None:
                 ddp.average_grads(refiner)
