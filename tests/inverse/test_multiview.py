@@ -85,6 +85,14 @@ def test_build_meta_filter_resume(interp_dir, tmp_path):
     ds.validate()
     assert summary["candidates"] == 15 and summary["kept"] == len(ds) > 0
     assert summary["kept"] + summary["dropped_small_mask"] >= 15 - summary["dropped_objects"]
+    # inverse training reads it: one object per content code, the view codes, a framed camera per sample
+    from ganfactory.inverse.data import load_views
+
+    views = load_views(tmp_path / "a", progress=False)
+    assert views.view_code.tolist() == [ds.meta(i)["view_code"] for i in range(len(ds))]
+    assert [views.groups[g] for g in views.group.tolist()] == [str(ds.meta(i)["content"]) for i in range(len(ds))]
+    assert torch.allclose(torch.rad2deg(views.azimuth), torch.tensor([60.0 * c for c in views.view_code.tolist()]))
+    assert (views.t[:, 2] < -3).all()
     for i in range(len(ds)):
         meta, label = ds.meta(i), ds.label(i)
         v = meta["view_code"]

@@ -77,6 +77,27 @@ def test_orbit_camera_matches_the_cars_look_at_and_meta():
         camera_from_meta({"azimuth_deg": 90, "elevation_deg": 10, "distance": 5.0})
 
 
+def test_framing_matches_the_cars_renders_rule():
+    """A multi-view sample's camera (direction + distance_scale) is the renders' camera of a typical car's box."""
+    from types import SimpleNamespace
+
+    from ganfactory.datasets.cars import camera_for
+    from ganfactory.inverse.camera import framing_t
+
+    cfg = NetworkConfig()
+    h, c = torch.tensor(cfg.half_extents), torch.tensor(cfg.centre)
+    box = torch.stack([c + h * torch.tensor([sx, sy, sz]) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1.0)])
+    for az, el, scale in [(0.0, 0.0, 1.0), (35.0, 12.0, 1.0), (200.0, 25.0, 1.07)]:
+        var = SimpleNamespace(target_offset=(0.0, 0.0, 0.0), fov_deg=30.0, azimuth_deg=az, elevation_deg=el,
+                              distance_scale=scale)
+        cam = camera_for(SimpleNamespace(mesh=SimpleNamespace(verts=box[None])), var, 64)
+        mine = framing_t(torch.tensor([math.radians(az)]), torch.tensor([math.radians(el)]), math.radians(30),
+                         cfg.half_extents, cfg.centre, scale)
+        assert torch.allclose(mine, cam.t, atol=1e-4), (az, mine, cam.t)
+        meta = {"camera": {"azimuth_deg": az, "elevation_deg": el, "distance_scale": scale, "fov_deg": 30.0}}
+        assert torch.allclose(torch.tensor(camera_from_meta(meta)[2]).float(), cam.t[0], atol=1e-4)
+
+
 def test_azimuth_bins_round_trip():
     az = torch.tensor([0.0, 1.0, 3.5, 6.2, -0.5])
     index, residual = azimuth_bin_targets(az, 24)

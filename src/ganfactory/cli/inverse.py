@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 
 from ganfactory.cli.options import add_device
@@ -22,8 +23,10 @@ def register(sub) -> None:
                     "azimuth_deg, elevation_deg; or multi-view data: azimuth_deg, elevation_deg, distance, fov_deg); "
                     "masks are label != 0; samples of one car_id / content_id are views of one object. Writes --out: "
                     "train.json, checkpoints/, log.jsonl, val.jsonl, model/ (weights only, for `ganfactory "
-                    "reconstruct --model OUT`) and done.json. Run the same command again to resume; a larger "
-                    "--iterations continues a finished run.")
+                    "reconstruct --model OUT`) and done.json (and cameras.json: the refined view-code cameras of "
+                    "multi-view data). Run the same command again to resume; a larger --iterations continues a "
+                    "finished run. Data parallel: torchrun --nproc_per_node=N -m ganfactory.cli inverse train ... "
+                    "(gloo on a CPU; the batch is split over the processes).")
     t.add_argument("--data", required=True, help="LabeledDataset with cameras")
     t.add_argument("--out", required=True, help="run directory (new, or a run to resume)")
     t.add_argument("--iterations", type=int, default=None, help="training iterations (default 20000)")
@@ -35,6 +38,14 @@ def register(sub) -> None:
     t.add_argument("--no-symmetry", action="store_true", help="no left-right symmetry of shape and texture")
     t.add_argument("--perceptual", default=None,
                    help="generator whose discriminator gives the perceptual features (default cars64; 'none': off)")
+    t.add_argument("--no-refine-cameras", action="store_true",
+                   help="use the annotated view-code cameras as given (default: refine them jointly)")
+    t.add_argument("--refine-start", type=int, default=None,
+                   help="iteration from which the view-code cameras are refined (default 200)")
+    t.add_argument("--checkpoint-every", type=int, default=None,
+                   help="iterations between checkpoints and held-out scores (default 200)")
+    t.add_argument("--accumulate", type=int, default=None,
+                   help="micro-batches per process per iteration (default 1)")
     t.add_argument("--max-samples", type=int, default=None, help="use only the first N samples")
     t.add_argument("--seed", type=int, default=None)
     add_device(t)
@@ -48,9 +59,12 @@ def run_train(args: argparse.Namespace) -> None:
     from ganfactory.inverse.train import TrainConfig, quick_config, train
 
     changes: dict = {"device": args.device, "threads": args.threads}
-    for flag in ("iterations", "batch", "lr", "views", "max_samples", "seed"):
+    for flag in ("iterations", "batch", "lr", "views", "max_samples", "seed", "accumulate", "refine_start",
+                 "checkpoint_every"):
         if getattr(args, flag) is not None:
             changes[flag] = getattr(args, flag)
+    if args.no_refine_cameras:
+        changes["refine_cameras"] = False
     if args.perceptual is not None:
         changes["perceptual_features"] = None if args.perceptual.lower() == "none" else args.perceptual
     config = quick_config(args.data, **changes) if args.quick else TrainConfig(data=args.data, **changes)
@@ -58,6 +72,8 @@ def run_train(args: argparse.Namespace) -> None:
     config = dataclasses.replace(config, network=network)
     start = time.time()
     model = train(config, args.out, progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":
+        return
     val = json.loads((model / "config.json").read_text())["facts"].get("val", {})
     scores = ", ".join(f"{k} {v:.3f}" for k, v in val.items())
     print(f"model in {model} ({time.time() - start:.0f} s this run); held-out: {scores}")

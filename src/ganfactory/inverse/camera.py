@@ -23,7 +23,10 @@ from torch import Tensor
 
 from ganfactory.render import Camera
 
-__all__ = ["OrbitCamera", "orbit_rotation", "wrap_degrees"]
+__all__ = ["FRAME_FILL", "OrbitCamera", "framing_t", "orbit_rotation", "wrap_degrees"]
+
+FRAME_FILL = 0.9
+"""The cars renders' framing (``ganfactory.datasets.cars.FRAME_FILL``): the box spans this share of the image."""
 
 
 def orbit_rotation(azimuth: Tensor, elevation: Tensor) -> Tensor:
@@ -35,6 +38,26 @@ def orbit_rotation(azimuth: Tensor, elevation: Tensor) -> Tensor:
     right = nnf.normalize(torch.linalg.cross(up, back, dim=-1), dim=-1)
     true_up = torch.linalg.cross(back, right, dim=-1)
     return torch.stack([right, true_up, back], dim=1)
+
+
+def framing_t(azimuth: Tensor, elevation: Tensor, fov_y: float, half_extents: tuple[float, float, float],
+              centre: tuple[float, float, float], distance_scale: float | Tensor = 1.0) -> Tensor:
+    """[B, 3] view-space t of cameras that look at a box's centre from (azimuth, elevation) at the distance where
+    the box spans ``FRAME_FILL`` of the image (x ``distance_scale``): the cars renders' framing rule
+    (``datasets.cars.camera_for``), applied to a typical car's box.
+
+    Why: multi-view samples of a generator have an annotated direction but no distance; the generator learned
+    the renders' framing, so the distance a typical car needs at that direction is the best prior (the paper
+    fixes one distance; ours also follows how a car's projected size changes with the view)."""
+    R = orbit_rotation(azimuth, elevation)
+    c = R.new_tensor(centre)
+    h = R.new_tensor(half_extents)
+    signs = torch.tensor([[sx, sy, sz] for sx in (-1.0, 1.0) for sy in (-1.0, 1.0) for sz in (-1.0, 1.0)],
+                         dtype=R.dtype, device=R.device)
+    a = torch.einsum("bij,kj->bki", R, signs * h)              # box corners relative to the centre, view axes
+    reach = a[..., :2].abs().amax(-1) / (FRAME_FILL * math.tan(fov_y / 2))
+    distance = (a[..., 2] + reach).amax(-1) * torch.as_tensor(distance_scale, dtype=R.dtype)
+    return -(R @ c) - distance[:, None] * R.new_tensor([0.0, 0.0, 1.0])
 
 
 def wrap_degrees(angle: Tensor) -> Tensor:

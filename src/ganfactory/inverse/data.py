@@ -4,9 +4,10 @@ One loader for both kinds of data the project makes:
 
 - the cars renders (``ganfactory cars build``): meta has ``camera`` (OpenCV K, R, t in the object frame),
   ``azimuth_deg``, ``elevation_deg``, ``fov_deg`` and ``car_id``;
-- the GAN multi-view data (``ganfactory multiview build``): meta has ``azimuth_deg``, ``elevation_deg``,
-  ``distance`` (the camera looks at the origin) and ``fov_deg`` (beside the other keys or under ``camera``),
-  plus ``view_code`` and ``content_id``.
+- the GAN multi-view data (``ganfactory multiview build``): meta has ``azimuth_deg``, ``elevation_deg`` and
+  ``fov_deg`` under ``camera`` (or beside the other keys), with ``distance`` (the camera looks at the origin)
+  or ``distance_scale`` (the renders' framing of a typical car, ``camera.framing_t``), plus ``view_code`` and
+  ``content`` (or ``content_id``).
 
 The mask is ``label != 0`` (class 0 is the background). Samples sharing a content id (multi-view data) or a
 car (renders) are views of one object: training predicts from one and renders into another. The frame is the
@@ -26,11 +27,13 @@ from tqdm import tqdm
 
 from ganfactory.datasets.labeled import LabeledDataset
 from ganfactory.errors import GanfactoryError
+from ganfactory.inverse.camera import framing_t
+from ganfactory.inverse.network import NetworkConfig
 from ganfactory.render.conventions import CV_FROM_VIEW
 
 __all__ = ["GROUP_KEYS", "ViewData", "camera_from_meta", "load_views"]
 
-GROUP_KEYS = ("content_id", "car_id")
+GROUP_KEYS = ("content_id", "content", "car_id")
 """Meta keys naming the object a sample shows, in order of preference."""
 
 
@@ -57,6 +60,12 @@ def camera_from_meta(meta: dict) -> tuple[float, float, tuple[float, float, floa
     elif "distance" in meta and "fov_deg" in meta:
         t = (0.0, 0.0, -float(meta["distance"]))
         fov = math.radians(float(meta["fov_deg"]))
+    elif "distance_scale" in meta and "fov_deg" in meta:
+        fov = math.radians(float(meta["fov_deg"]))
+        typical = NetworkConfig()
+        t = tuple(float(v) for v in framing_t(torch.tensor([az], dtype=torch.float64),
+                                              torch.tensor([el], dtype=torch.float64), fov, typical.half_extents,
+                                              typical.centre, float(meta["distance_scale"]))[0])
     else:
         raise InverseDataError(f"sample {meta.get('id')!r} has neither a camera (K, R, t) nor a distance "
                                "and fov_deg")
@@ -84,6 +93,8 @@ class ViewData:
     ids: tuple[str, ...]
     groups: tuple[str, ...]
     """Names of the group ids."""
+    view_code: Tensor | None = None
+    """[N] int64 view code of GAN multi-view samples (-1 for a sample without one); None when no sample has one."""
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -116,7 +127,7 @@ class ViewData:
         return {"images": self.images[index].to(device).float() / 255.0,
                 "masks": self.masks[index].to(device).float(),
                 "azimuth": self.azimuth[index].to(device), "elevation": self.elevation[index].to(device),
-                "t": self.t[index].to(device)}
+                "t": self.t[index].to(device), "index": index.to(device)}
 
 
 def load_views(root: str | Path, indices: range | list[int] | None = None, progress: bool = True) -> ViewData:
@@ -128,7 +139,7 @@ def load_views(root: str | Path, indices: range | list[int] | None = None, progr
     indices = range(len(ds)) if indices is None else indices
     if len(indices) == 0:
         raise InverseDataError(f"{root}: no samples selected")
-    images, masks, az, el, ts, fovs, group_names, ids = [], [], [], [], [], [], [], []
+    images, masks, az, el, ts, fovs, group_names, ids, codes = [], [], [], [], [], [], [], [], []
     for i in tqdm(indices, desc="views", unit="img", disable=not progress):
         image, label, meta = ds[i]
         a, e, t, fov = camera_from_meta(meta)
@@ -141,6 +152,7 @@ def load_views(root: str | Path, indices: range | list[int] | None = None, progr
         key = next((k for k in GROUP_KEYS if k in meta), None)
         group_names.append(None if key is None else str(meta[key]))
         ids.append(str(meta.get("id", i)))
+        codes.append(int(meta.get("view_code", -1)))
     if max(fovs) - min(fovs) > 1e-4:
         raise InverseDataError(f"{root}: the samples' fields of view differ ({min(fovs):.4f} to {max(fovs):.4f} rad)")
     names = sorted({g for g in group_names if g is not None})
@@ -148,4 +160,5 @@ def load_views(root: str | Path, indices: range | list[int] | None = None, progr
     group = torch.tensor([lookup[g] if g is not None else -1 for g in group_names], dtype=torch.long)
     return ViewData(images=torch.stack(images), masks=torch.stack(masks), azimuth=torch.tensor(az),
                     elevation=torch.tensor(el), t=torch.tensor(ts), fov_y=float(fovs[0]), group=group,
-                    ids=tuple(ids), groups=tuple(names))
+                    ids=tuple(ids), groups=tuple(names),
+                    view_code=torch.tensor(codes, dtype=torch.long) if max(codes) >= 0 else None)
