@@ -25,8 +25,12 @@ WHEEL = CARS8.index("wheel")
 
 @pytest.fixture(scope="module")
 def car():
+    return ellipsoid_car()
+
+
+def ellipsoid_car():
     """The inverse network's template as a car-sized ellipsoid, with a window band on top and four wheel patches
-    at the lower corners (what the part head predicts, idealised)."""
+    at the lower corners (what the part head predicts, idealised): (verts, faces, face_uvs, labels)."""
     t = SphereTemplate(3)
     verts = t.verts.double().numpy() * np.array([2.3, 1.0, 0.68]) + np.array([0.0, 0.0, 0.58])
     faces = t.faces.numpy()

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from ganfactory.datasets.parts import CARS8, CLASS_COLORS
+from ganfactory.datasets.parts import CLASS_COLORS
 from ganfactory.inverse.animate import write_animated_glb
-from ganfactory.inverse.network import SphereTemplate
 from ganfactory.inverse.view_page import create_view_app, find_items
 
+from .test_animate import ellipsoid_car
 from .test_view_page import ARGS, CHROMIUM, HAVE_THREE, _canvas
 
 SIZE = 256
@@ -21,18 +21,12 @@ VIEWS = [(60, 10, 9.0), (300, 20, 9.0)]
 @pytest.fixture(scope="module")
 def parts_glb(tmp_path_factory):
     """The ellipsoid car of test_animate with a striped texture (so that a turning wheel changes its pixels)."""
-    t = SphereTemplate(3)
-    verts = t.verts.double().numpy() * np.array([2.3, 1.0, 0.68]) + np.array([0.0, 0.0, 0.58])
-    faces = t.faces.numpy()
-    c = verts[faces].mean(1)
-    labels = np.full(len(faces), CARS8.index("body"))
-    labels[c[:, 2] > 0.9] = CARS8.index("window")
-    labels[(c[:, 2] < 0.45) & (np.abs(np.abs(c[:, 0]) - 1.4) < 0.35) & (np.abs(c[:, 1]) > 0.5)] = CARS8.index("wheel")
+    verts, faces, uvs, labels = ellipsoid_car()
     x = np.arange(64)
     stripes = ((x[:, None] // 2 + x[None, :] // 2) % 2).astype(np.uint8) * 200 + 30
     texture = np.stack([stripes, 255 - stripes, stripes // 2], -1).astype(np.uint8)
     path = tmp_path_factory.mktemp("parts") / "car.parts.glb"
-    write_animated_glb(path, verts, faces, t.face_uvs.numpy(), texture, labels)
+    write_animated_glb(path, verts, faces, uvs, texture, labels)
     return path
 
 
