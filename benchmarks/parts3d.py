@@ -15,7 +15,7 @@ samples of the 11 cars whose part labels are trusted count for mIoU):
   each axis mode of ``inverse.animate.AXIS_MODES``; the hub error: the fitted hub projected with the predicted
   (and with the true) camera against the true hub keypoint, in pixels of the 64 px image and as a share of the
   true object's size (the longer side of its mask's box, PCK's normaliser), matched by name (front/rear,
-  left/right), over hubs that the data marks visible.
+  left/right), over hubs that the data marks visible; for each hub mode of ``inverse.animate.HUB_MODES``.
 - **truth check**: the true mesh's face parts rendered with the true camera against the stored label map (how
   exactly a rendered true label matches the data's; the ceiling of the novel-view score).
 - **2-D segmenter** (``--segmenter``): a 2-D network's labels of the same input images (no 3-D at all).
@@ -38,7 +38,7 @@ import torch
 from ganfactory.atomic import write_json
 from ganfactory.datasets.labeled import LabeledDataset
 from ganfactory.datasets.parts import CARS8, CARS13_TO_CARS8
-from ganfactory.inverse.animate import AXIS_MODES, WHEEL_NAMES, split_wheels
+from ganfactory.inverse.animate import AXIS_MODES, HUB_MODES, WHEEL_NAMES, split_wheels
 from ganfactory.inverse.camera import OrbitCamera
 from ganfactory.inverse.data import load_views
 from ganfactory.inverse.model import load_model
@@ -116,7 +116,7 @@ def main() -> None:
             raise SystemExit(f"{args.segmenter}: the segmenter's classes are not cars-8")
     cms = {k: np.zeros((K, K), np.int64) for k in kinds}
     axis_err = {m: [] for m in AXIS_MODES}
-    hub_err = {"pred_cam": [], "true_cam": []}
+    hub_err = {f"{h}_{c}": [] for h in HUB_MODES for c in ("pred_cam", "true_cam")}
     wheel_counts, trusted_n, sheet, meshes = [], 0, [], {}
     t0 = time.perf_counter()
     palette = torch.from_numpy(part_palette(CARS8)).float() / 255
@@ -140,7 +140,9 @@ def main() -> None:
         kps = meta["keypoints"]
         label_raw = ds.label(i)
         obj = object_size(label_raw)
-        for cam_name, cam in (("pred_cam", cam_p), ("true_cam", cam_t)):
+        for hub_mode, cam_name, cam in [(h, c, k) for h in HUB_MODES for c, k in (("pred_cam", cam_p),
+                                                                                  ("true_cam", cam_t))]:
+            wheels = split_wheels(verts, faces, face_labels, CARS8.index("wheel"), "level", hub_mode)
             if not wheels:
                 continue
             uv = project(np.stack([w.hub for w in wheels]), cam, size)
@@ -149,7 +151,7 @@ def main() -> None:
                 if x is None or not vis:
                     continue
                 d = float(np.hypot(xy[0] - x, xy[1] - y))
-                hub_err[cam_name].append((d, d / max(obj, 1.0)))
+                hub_err[f"{hub_mode}_{cam_name}"].append((d, d / max(obj, 1.0)))
         if not meta.get("labels_trusted", True):
             continue
         trusted_n += 1
@@ -227,7 +229,7 @@ def main() -> None:
     for mode, s in results["axis_error_deg"].items():
         print(f"axis error ({mode}): median {s['median']:.1f} deg, mean {s['mean']:.1f}, within 10 deg "
               f"{s['within_10']:.0%} (n={s['n']})")
-    for c in ("pred_cam", "true_cam"):
+    for c in hub_err:
         s, r = results["hub_error_px"][c], results["hub_error_rel"][c]
         print(f"hub error ({c}): median {s['median']:.2f} px, mean {s['mean']:.2f} px, "
               f"median {r['median']:.3f} of the object size, within 0.1: {r['pck_0.1']:.0%} (n={s['n']})")

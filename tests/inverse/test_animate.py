@@ -43,7 +43,7 @@ def ellipsoid_car():
 
 def test_four_wheels_named_by_position_with_mirrored_fits(car):
     verts, faces, _, labels = car
-    wheels = split_wheels(verts, faces, labels, WHEEL, "spread")
+    wheels = split_wheels(verts, faces, labels, WHEEL, "spread", "centroid")
     assert [w.name for w in wheels] == list(WHEEL_NAMES)
     assert sum(len(w.faces) for w in wheels) == (labels == WHEEL).sum()
     fl, fr, rl, rr = wheels
@@ -54,6 +54,11 @@ def test_four_wheels_named_by_position_with_mirrored_fits(car):
     assert all(w.axis[1] > 0 for w in wheels)
     # On the ellipsoid's rounded lower edge the patch is tilted: its least-spread direction points down and out.
     assert fl.axis[2] < -0.3
+    # The default hub: the wheel stands on the ground (the lowest vertex) and reaches the top of its faces.
+    ground = verts[:, 2].min()
+    for w in split_wheels(verts, faces, labels, WHEEL):
+        top = verts[faces[w.faces]][..., 2].max()
+        assert w.hub[2] - w.radius == pytest.approx(ground) and w.hub[2] + w.radius == pytest.approx(top)
     level = split_wheels(verts, faces, labels, WHEEL, "level")
     assert all(abs(w.axis[2]) < 1e-12 and abs(np.linalg.norm(w.axis) - 1) < 1e-12 for w in level)
     sym = split_wheels(verts, faces, labels, WHEEL, "symmetry")

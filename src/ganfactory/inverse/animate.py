@@ -3,16 +3,16 @@ animated GLB (one node per movable part; wheels spin, front wheels steer), writt
 writes no animations.
 
 Wheels. The faces labelled ``wheel`` are split into four wheels by side (the sign of y: the network's mesh is
-mirror-symmetric in y) and, per side, by 2-means on x (front, rear). A wheel's **hub** is the area-weighted
-centroid of its faces (the reconstruction's wheel is a patch of the body's surface, so this is the centre of
-the wheel's outer face, as the data's hub keypoints are); its **axis** is the direction of least spread of
-those faces (the normal of the best-fitting plane: a wheel's outer face is a disc), levelled onto the ground
-plane by default (``AXIS_MODES``) and turned to point to the car's left (+y) so that every wheel spins the
-same way. A wheel with fewer than ``MIN_WHEEL_FACES`` faces is
-not split off. The labelled faces stay in the body (node ``body_wheel``): they are a patch of the body's surface,
-which turned about an axis would swing out of the surface; the movable wheel is a closed cylinder fitted to
-them (``wheel_disc``: outer face centred on the hub, radius from their spread, textured with a drawn wheel so that
-turning shows).
+mirror-symmetric in y) and, per side, by 2-means on x (front, rear). A wheel's **hub** lies at the
+area-weighted centroid of its faces across the car (x, y: the reconstruction's wheel is a patch of the body's
+surface, so this is on the wheel's outer face, as the data's hub keypoints are) and, by default, at the height
+of the centre of a wheel standing on the ground and reaching the top of those faces (``HUB_MODES``); its
+**axis** is the direction of least spread of those faces (the normal of the best-fitting plane: a wheel's outer
+face is a disc), levelled onto the ground plane by default (``AXIS_MODES``) and turned to point to the car's
+left (+y) so that every wheel spins the same way. A wheel with fewer than ``MIN_WHEEL_FACES`` faces is not split
+off. The labelled faces stay in the body (node ``body_wheel``): they are a patch of the body's surface, which
+turned about an axis would swing out of the surface; the movable wheel is a closed cylinder fitted to them
+(``wheel_disc``: outer face centred on the hub, textured with a drawn wheel so that turning shows).
 
 The file (glTF 2.0 binary, y up like the viewer: vertices go through ``render.conventions.vehicle_to_world``,
 so the car's front is +z, its left +x and its top +y):
@@ -48,8 +48,8 @@ from ganfactory.atomic import atomic_path
 from ganfactory.datasets.parts import CARS8, CLASS_COLORS
 from ganfactory.errors import GanfactoryError
 
-__all__ = ["AXIS_MODES", "MIN_WHEEL_FACES", "STEER_DEG", "WHEEL_NAMES", "Wheel", "check_animations", "fit_wheel",
-           "read_glb", "split_wheels", "wheel_disc", "wheel_texture", "write_animated_glb"]
+__all__ = ["AXIS_MODES", "HUB_MODES", "MIN_WHEEL_FACES", "STEER_DEG", "WHEEL_NAMES", "Wheel", "check_animations",
+           "fit_wheel", "read_glb", "split_wheels", "wheel_disc", "wheel_texture", "write_animated_glb"]
 
 MIN_WHEEL_FACES = 3
 """A wheel cluster with fewer faces is left in the body."""
@@ -87,11 +87,23 @@ tilt a wheel patch on the rounded lower edge of a deformed sphere has; ``symmetr
 car's mirror plane (y), the same for every wheel."""
 
 
+HUB_MODES = ("ground", "centroid")
+"""How a wheel's hub and radius are fitted: ``centroid`` = the faces' area-weighted centroid, radius sqrt(2) x
+their RMS distance across the axis (a disc's); ``ground`` (default) = the same x and y, but the wheel spans from
+the ground (the mesh's lowest point) to the top of its faces: radius = half that height, hub height = ground +
+radius. Why: the part head labels the wheel on the sphere's rounded lower edge, whose centroid sits near the
+ground (measured: hubs too low, discs through the ground); a car's wheels stand on the ground and reach up into
+their arches."""
+
+
 def fit_wheel(verts: np.ndarray, faces: np.ndarray, name: str, face_ids: np.ndarray,
-              axis_mode: str = "level") -> Wheel:
-    """Hub (area-weighted centroid) and axis (``AXIS_MODES``, toward +y) of the faces ``face_ids``."""
+              axis_mode: str = "level", hub_mode: str = "ground", ground: float | None = None) -> Wheel:
+    """Hub and radius (``HUB_MODES``) and axis (``AXIS_MODES``, toward +y) of the faces ``face_ids``; ``ground``
+    is the height of the ground (default: the lowest vertex)."""
     if axis_mode not in AXIS_MODES:
         raise ValueError(f"axis_mode must be one of {AXIS_MODES}, got {axis_mode!r}")
+    if hub_mode not in HUB_MODES:
+        raise ValueError(f"hub_mode must be one of {HUB_MODES}, got {hub_mode!r}")
     centroid, area = _face_stats(verts, faces[face_ids])
     w = area / max(area.sum(), 1e-12)
     hub = (w[:, None] * centroid).sum(0)
@@ -111,11 +123,15 @@ def fit_wheel(verts: np.ndarray, faces: np.ndarray, name: str, face_ids: np.ndar
     axis = axis / np.linalg.norm(axis)
     across = d - (d @ axis)[:, None] * axis
     radius = float(np.sqrt(2 * (cw * (across ** 2).sum(-1)).sum()))  # a uniform disc's RMS radius is r / sqrt 2
+    if hub_mode == "ground":
+        ground = float(verts[:, 2].min()) if ground is None else ground
+        radius = max(0.5 * (float(corners[:, 2].max()) - ground), 1e-6)
+        hub = np.array([hub[0], hub[1], ground + radius])
     return Wheel(name=name, faces=face_ids, hub=hub, axis=axis, radius=radius)
 
 
 def split_wheels(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, wheel_class: int,
-                 axis_mode: str = "level") -> list[Wheel]:
+                 axis_mode: str = "level", hub_mode: str = "ground") -> list[Wheel]:
     """The wheels of a reconstruction (``verts`` [V, 3] car frame, ``labels`` [F] part ids), in
     ``WHEEL_NAMES`` order; wheels with fewer than ``MIN_WHEEL_FACES`` faces are left out."""
     ids = np.nonzero(labels == wheel_class)[0]
@@ -131,7 +147,7 @@ def split_wheels(verts: np.ndarray, faces: np.ndarray, labels: np.ndarray, wheel
         front = _two_means(x)
         for end, members in (("front", on_side[front]), ("rear", on_side[~front])):
             if len(members) >= MIN_WHEEL_FACES:
-                wheels.append(fit_wheel(verts, faces, f"wheel_{end}_{side}", members, axis_mode))
+                wheels.append(fit_wheel(verts, faces, f"wheel_{end}_{side}", members, axis_mode, hub_mode))
     return sorted(wheels, key=lambda w: WHEEL_NAMES.index(w.name))
 
 
