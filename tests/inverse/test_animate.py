@@ -59,6 +59,7 @@ def test_four_wheels_named_by_position_with_mirrored_fits(car):
     for w in split_wheels(verts, faces, labels, WHEEL):
         top = verts[faces[w.faces]][..., 2].max()
         assert w.hub[2] - w.radius == pytest.approx(ground) and w.hub[2] + w.radius == pytest.approx(top)
+        assert abs(w.hub[1]) == pytest.approx(np.abs(verts[faces[w.faces]][..., 1]).max())  # the outer face
     level = split_wheels(verts, faces, labels, WHEEL, "level")
     assert all(abs(w.axis[2]) < 1e-12 and abs(np.linalg.norm(w.axis) - 1) < 1e-12 for w in level)
     sym = split_wheels(verts, faces, labels, WHEEL, "symmetry")

@@ -4,9 +4,9 @@ writes no animations.
 
 Wheels. The faces labelled ``wheel`` are split into four wheels by side (the sign of y: the network's mesh is
 mirror-symmetric in y) and, per side, by 2-means on x (front, rear). A wheel's **hub** lies at the
-area-weighted centroid of its faces across the car (x, y: the reconstruction's wheel is a patch of the body's
-surface, so this is on the wheel's outer face, as the data's hub keypoints are) and, by default, at the height
-of the centre of a wheel standing on the ground and reaching the top of those faces (``HUB_MODES``); its
+area-weighted centroid of its faces along the car and, by default, at their outermost y (the wheel's outer
+face, where the data's hub keypoints are) and at the height of the centre of a wheel standing on the ground
+and reaching the top of those faces (``HUB_MODES``); its
 **axis** is the direction of least spread of those faces (the normal of the best-fitting plane: a wheel's outer
 face is a disc), levelled onto the ground plane by default (``AXIS_MODES``) and turned to point to the car's
 left (+y) so that every wheel spins the same way. A wheel with fewer than ``MIN_WHEEL_FACES`` faces is not split
@@ -89,11 +89,12 @@ car's mirror plane (y), the same for every wheel."""
 
 HUB_MODES = ("ground", "centroid")
 """How a wheel's hub and radius are fitted: ``centroid`` = the faces' area-weighted centroid, radius sqrt(2) x
-their RMS distance across the axis (a disc's); ``ground`` (default) = the same x and y, but the wheel spans from
-the ground (the mesh's lowest point) to the top of its faces: radius = half that height, hub height = ground +
-radius. Why: the part head labels the wheel on the sphere's rounded lower edge, whose centroid sits near the
-ground (measured: hubs too low, discs through the ground); a car's wheels stand on the ground and reach up into
-their arches."""
+their RMS distance across the axis (a disc's); ``ground`` (default) = the centroid's x, the faces' outermost y
+(the outer face) and a wheel that spans from the ground (the mesh's lowest point) to the top of its faces:
+radius = half that height, hub height = ground + radius. Why: the part head labels the wheel on the sphere's
+rounded lower edge, wrapping under the car; the centroid of that patch sits near the ground and inside the body
+(looked at: discs through the ground, or hidden in the body); a car's wheels stand on the ground, reach up into
+their arches and end at its sides."""
 
 
 def fit_wheel(verts: np.ndarray, faces: np.ndarray, name: str, face_ids: np.ndarray,
@@ -126,7 +127,8 @@ def fit_wheel(verts: np.ndarray, faces: np.ndarray, name: str, face_ids: np.ndar
     if hub_mode == "ground":
         ground = float(verts[:, 2].min()) if ground is None else ground
         radius = max(0.5 * (float(corners[:, 2].max()) - ground), 1e-6)
-        hub = np.array([hub[0], hub[1], ground + radius])
+        side = np.sign(hub[1]) if hub[1] else 1.0
+        hub = np.array([hub[0], side * float(np.abs(corners[:, 1]).max()), ground + radius])
     return Wheel(name=name, faces=face_ids, hub=hub, axis=axis, radius=radius)
 
 
