@@ -72,7 +72,7 @@ def test_reconstruction_files_hold_the_prediction_in_the_world_frame(tmp_path, m
     exactly where the network's own camera draws its object-frame mesh."""
     from ganfactory.inverse.camera import OrbitCamera
     from ganfactory.inverse.metrics3d import hard_iou, silhouettes
-    from ganfactory.inverse.reconstruct import load_image, reconstruct_images
+    from ganfactory.inverse.reconstruct import file_camera, load_image, reconstruct_images
     from ganfactory.render import Camera, Mesh
     from ganfactory.render.conventions import vehicle_to_world
     from ganfactory.render.io import load_mesh
@@ -102,3 +102,7 @@ def test_reconstruction_files_hold_the_prediction_in_the_world_frame(tmp_path, m
     own = silhouettes(Mesh(pred.verts, net.faces), OrbitCamera(pred.camera.azimuth, pred.camera.elevation,
                                                                pred.camera.t, pred.camera.fov_y), 32)
     assert own.sum() > 20 and float(hard_iou(file_mask, own)[0]) > 0.99
+    file_mesh = Mesh(torch.as_tensor(world, dtype=torch.float32)[None], net.faces)
+    for turn in (40, 90, 200):   # file_camera's orbit is OrbitCamera.turned's
+        turned = rasterize_mesh(file_mesh, file_camera(camera, 32, turn), size).face_idx >= 0
+        assert float(hard_iou(turned, silhouettes(Mesh(pred.verts, net.faces), pred.camera.turned(turn), 32))[0]) > 0.99

@@ -15,6 +15,7 @@ from PIL import Image
 
 from ganfactory.cli import main
 from ganfactory.errors import GanfactoryError
+from ganfactory.inverse.reconstruct import file_camera
 from ganfactory.inverse.view_page import create_view_app, find_items
 from ganfactory.render import Camera, RasterSettings, Renderer
 from ganfactory.render.io import load_mesh
@@ -128,11 +129,7 @@ def test_page_draws_the_reconstruction_where_our_renderer_does(recon, serve):
         page.evaluate("window.viewer.setSilhouette(true)")
         page.click("#reset")
         web = _mask(_canvas(page))
-        flip = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
-        R = flip @ torch.tensor(camera_json["R"])
-        t = flip @ torch.tensor(camera_json["t"])
-        cam = Camera.from_fov(R[None], t[None], math.radians(camera_json["fov_deg"]), (SIZE, SIZE))
-        ours = (rasterize_mesh(mesh, cam, (SIZE, SIZE)).face_idx[0] >= 0).numpy()
+        ours = (rasterize_mesh(mesh, file_camera(camera_json, SIZE), (SIZE, SIZE)).face_idx[0] >= 0).numpy()
         scores.append(("input view", round(_iou(web, ours), 4), None))
         browser.close()
     print(json.dumps({"iou_and_colour_mae": scores}))

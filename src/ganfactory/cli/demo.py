@@ -141,26 +141,20 @@ def reconstruct_demo(out: Path, count: int = RECONSTRUCTIONS, device: str = "cpu
 
 
 def render_turned(glb: Path, camera: dict, turns: tuple[int, ...], size: int):
-    """[len(turns)] uint8 images [H, W, 3] of a reconstruction's GLB seen by its camera JSON (OpenCV R, t in the
-    file's y-up frame) orbited by ``turns`` degrees about the vertical axis: ``R Ry(-turn)`` (the object turned the
-    other way under a fixed camera)."""
-    import math
-
+    """[len(turns)] uint8 images [H, W, 3] of a reconstruction's GLB seen by its camera JSON orbited by ``turns``
+    degrees (``reconstruct.file_camera``)."""
     import numpy as np
     import torch
 
-    from ganfactory.render import Camera, RasterSettings, Renderer
+    from ganfactory.inverse.reconstruct import file_camera
+    from ganfactory.render import RasterSettings, Renderer
     from ganfactory.render.io import load_mesh
 
     mesh = load_mesh(glb)
-    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
-    R, t = flip @ torch.tensor(camera["R"]), flip @ torch.tensor(camera["t"])
     views = []
     for turn in turns:
-        c, s = math.cos(math.radians(-turn)), math.sin(math.radians(-turn))
-        Ry = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-        cam = Camera.from_fov((R @ Ry)[None], t[None], math.radians(camera["fov_deg"]), (size, size))
         with torch.no_grad():
-            image = Renderer(RasterSettings((size, size), supersample=2))(mesh, cam, background=torch.ones(3)).image
+            image = Renderer(RasterSettings((size, size), supersample=2))(
+                mesh, file_camera(camera, size, turn), background=torch.ones(3)).image
         views.append((image[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     return views

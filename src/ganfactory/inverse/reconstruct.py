@@ -18,6 +18,7 @@ the same in both frames (0 looks at the front, 90 at the left side). The cars be
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +31,12 @@ from ganfactory.atomic import atomic_files, atomic_path, write_json
 from ganfactory.errors import GanfactoryError
 from ganfactory.inverse.camera import OrbitCamera
 from ganfactory.inverse.network import InverseGraphicsNet, Prediction
-from ganfactory.render import Mesh, RasterSettings, Renderer
-from ganfactory.render.conventions import vehicle_to_world
+from ganfactory.render import Camera, Mesh, RasterSettings, Renderer
+from ganfactory.render.conventions import CV_FROM_VIEW, vehicle_to_world
 from ganfactory.render.io import save_mesh
 
-__all__ = ["FILE_FRAME", "Reconstruction", "camera_json", "export_reconstruction", "file_mesh", "load_image",
-           "reconstruct_images", "sample_mesh"]
+__all__ = ["FILE_FRAME", "Reconstruction", "camera_json", "export_reconstruction", "file_camera", "file_mesh",
+           "load_image", "reconstruct_images", "sample_mesh"]
 
 FILE_FRAME = ("world frame of ganfactory.render.conventions: y up, the car's front along +z, its left along +x; "
               "OpenCV x_cv = R X + t for a vertex X of the GLB/OBJ")
@@ -79,6 +80,17 @@ def camera_json(camera: OrbitCamera, i: int, image_size: tuple[int, int]) -> dic
     info["R"] = vehicle_to_world(torch.tensor(info["R"], dtype=torch.float64)).tolist()
     info["frame"] = FILE_FRAME
     return info
+
+
+def file_camera(camera: dict, size: int, turn_deg: float = 0.0) -> Camera:
+    """The renderer's camera (``size`` x ``size``) of a camera JSON, acting on the files' vertices; ``turn_deg``
+    orbits it about the vertical axis through the origin, as ``OrbitCamera.turned`` does (``R Ry(-turn)``: the
+    object turned the other way under a fixed camera)."""
+    flip = torch.tensor(CV_FROM_VIEW)
+    R, t = flip @ torch.tensor(camera["R"]), flip @ torch.tensor(camera["t"])
+    c, s = math.cos(math.radians(-turn_deg)), math.sin(math.radians(-turn_deg))
+    turn = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    return Camera.from_fov((R @ turn)[None], t[None], math.radians(camera["fov_deg"]), (size, size))
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,8 @@ def create_view_app(items: list[ViewItem], bound_host: str = "127.0.0.1", js_roo
                 camera = {**camera, "view": input_view(camera)}
             except (OSError, ValueError, KeyError, TypeError):
                 camera = None                               # an unreadable camera: the default view
+            if camera is not None and not str(camera.get("frame", "")).startswith("world frame"):
+                camera = None   # written before reconstructions were y up: its R is not the y-up view's
         cameras.append(camera)
     title = title or (items[0].glb.parent.name if len(items) > 1 else items[0].glb.name)
 
@@ -215,10 +217,11 @@ def serve(path: str | Path, image: str | Path | None = None, host: str = "127.0.
     """Serve the page until interrupted (the port is bound first, so a port in use fails before anything else)."""
     from ganfactory.web import bind
     from ganfactory.web import serve as run
+    from ganfactory.web.serve import base_url
 
     items = find_items(path, image)
     app = create_view_app(items, host)
     sock = bind(host, port)
     what = f"{len(items)} meshes in {path}" if len(items) > 1 else str(items[0].glb)
-    print(f"viewing {what} at http://{host}:{sock.getsockname()[1]}/ ; Ctrl-C to stop", flush=True)
+    print(f"viewing {what} at {base_url(sock)}/ ; Ctrl-C to stop", flush=True)
     run(app, sock)

@@ -18,11 +18,12 @@ from ganfactory.errors import GanfactoryError
 __all__ = ["JS_ROOT", "THREE", "VendorFiles", "install_hint"]
 
 JS_ROOT = Path(__file__).resolve().parents[3] / "js"
-"""The checkout's ``js/`` folder (package.json, package-lock.json, node_modules after ``make js``)."""
+"""The checkout's ``js/`` folder (package.json, package-lock.json, node_modules after ``make js``). The pages need a
+checkout (or an editable install of one): a wheel does not carry node_modules."""
 
 
-def install_hint() -> str:
-    return f"run `make js` in the ganfactory checkout (npm ci in {JS_ROOT})"
+def install_hint(root: Path = JS_ROOT) -> str:
+    return f"run `make js` in the ganfactory checkout (npm ci in {root})"
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class VendorFiles:
             return str(json.loads((self.folder(root) / "package.json").read_text())["version"])
         except (OSError, ValueError, KeyError):
             raise GanfactoryError(f"{self.package} is not installed in {root / 'node_modules'}; "
-                                  f"{install_hint()}") from None
+                                  f"{install_hint(root)}") from None
 
     def read(self, root: Path = JS_ROOT) -> dict[str, bytes]:
         """Path -> bytes of every listed file; one clear line saying how to install the package when it is missing
@@ -54,11 +55,12 @@ class VendorFiles:
             want = have
         if have != want:
             raise GanfactoryError(f"{self.package} {have} is installed but js/package-lock.json pins {want}; "
-                                  f"{install_hint()}")
+                                  f"{install_hint(root)}")
         try:
             return {name: (self.folder(root) / name).read_bytes() for name in self.files}
         except OSError as e:
-            raise GanfactoryError(f"{self.package} is incomplete ({e.filename} missing); {install_hint()}") from None
+            raise GanfactoryError(f"{self.package} is incomplete ({e.filename} missing); "
+                                  f"{install_hint(root)}") from None
 
 
 THREE = VendorFiles("three", (
