@@ -20,8 +20,10 @@ def register(sub) -> None:
     t = verbs.add_parser(
         "train", help="train through the DIB-R renderer (resumable)",
         description="Reads --data, a LabeledDataset whose samples carry cameras (cars renders: meta camera K, R, t, "
-                    "azimuth_deg, elevation_deg; or multi-view data: azimuth_deg, elevation_deg, distance, fov_deg); "
-                    "masks are label != 0; samples of one car_id / content_id are views of one object. Writes --out: "
+                    "azimuth_deg, elevation_deg; or multi-view data: azimuth_deg, elevation_deg, fov_deg and "
+                    "distance or distance_scale); masks are label != 0; samples of one car_id / content / "
+                    "content_id are views of one object; samples with a view_code get a refined camera per view "
+                    "code. Writes --out: "
                     "train.json, checkpoints/, log.jsonl, val.jsonl, model/ (weights only, for `ganfactory "
                     "reconstruct --model OUT`) and done.json (and cameras.json: the refined view-code cameras of "
                     "multi-view data). Run the same command again to resume; a larger --iterations continues a "

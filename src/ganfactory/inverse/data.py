@@ -68,7 +68,7 @@ def camera_from_meta(meta: dict) -> tuple[float, float, tuple[float, float, floa
                                               typical.centre, float(meta["distance_scale"]))[0])
     else:
         raise InverseDataError(f"sample {meta.get('id')!r} has neither a camera (K, R, t) nor a distance "
-                               "and fov_deg")
+                               "(or distance_scale) and fov_deg")
     return az, el, t, fov  # type: ignore[return-value]
 
 

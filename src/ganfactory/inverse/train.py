@@ -330,7 +330,7 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> Path:
                 for name, v in t.items():
                     terms[name] = terms.get(name, 0.0) + float(torch.as_tensor(v).detach()) / config.accumulate
             ddp.average_grads(net)
-            if refiner is not None:
+            if refiner is not None and it >= config.refine_start:   # before, the offsets have no gradient
                 ddp.average_grads(refiner)
             opt.step()
             state["iteration"] = it + 1
