@@ -48,7 +48,7 @@ class MappingConfig:
     """Side of the pooled UV texture code."""
     background_grid: int = 8
     """Side of the background colour grid code."""
-    bases: int = 64
+    bases: int = 32
     """K: learned basis ws the content layers blend (initialised from the generator's samples)."""
     rank: int = 16
     """Rank of the factorised per-dimension blend logits."""

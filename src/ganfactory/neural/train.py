@@ -59,8 +59,9 @@ class LossWeights:
     """L2 to the true ws (warm-up, and the unswapped part of fine-tuning batches)."""
     blend_entropy: float = 0.01
     """Entropy of the per-dimension property weights (one owner per dimension)."""
-    basis_entropy: float = 0.001
-    """Entropy of the per-dimension basis weights."""
+    basis_entropy: float = 0.0
+    """Entropy of the per-dimension basis weights (off by default: on [B, D, K] it costs as much as the rest of a
+    warm-up step, and the convex combination keeps the output on the samples' box without it)."""
     shape: float = 50.0
     """Cycle: MSE of the re-predicted vertices (template units)."""
     texture: float = 5.0
@@ -80,8 +81,8 @@ class TrainConfig:
     holdout: int = 200
     first_seed: int = 30_000_000
     truncation_psi: float = 0.7
-    warmup_iterations: int = 3000
-    warmup_batch: int = 32
+    warmup_iterations: int = 2500
+    warmup_batch: int = 16
     warmup_lr: float = 1e-3
     finetune_iterations: int = 600
     finetune_batch: int = 8
@@ -161,9 +162,11 @@ def _codes(data: dict[str, torch.Tensor], index: torch.Tensor, device) -> Proper
 # ------------------------------------------------------------------------------------------------ losses
 
 def mapping_losses(out, weights: LossWeights) -> dict[str, torch.Tensor]:
-    """The entropy terms of a mapping output."""
-    return {"blend_entropy": entropy(out.blend),
-            "basis_entropy": sum(entropy(w) for w in out.basis_weights.values()) / len(out.basis_weights)}
+    """The entropy terms of a mapping output (the basis term only when it is weighted)."""
+    terms = {"blend_entropy": entropy(out.blend)}
+    if weights.basis_entropy > 0:
+        terms["basis_entropy"] = sum(entropy(w) for w in out.basis_weights.values()) / len(out.basis_weights)
+    return terms
 
 
 def cycle_losses(G, net, ws: torch.Tensor, asked: PropertyCodes, mapping_config: MappingConfig
