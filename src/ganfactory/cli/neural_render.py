@@ -55,6 +55,8 @@ def register(sub) -> None:
     t.add_argument("--bases", type=int, default=32, help="basis ws the content layers blend (default 32)")
     t.add_argument("--view-layers", type=int, default=3,
                    help="layers [0, N) carry the camera (default 3, measured in docs/multiview)")
+    t.add_argument("--elevation-weight", type=float, default=0.0,
+                   help="weight of an extra L1 on the re-read elevation in fine-tuning (default 0)")
     add_truncation(t, help="truncation psi of the training samples", default=0.7)
     t.add_argument("--seed", type=int, default=0)
     add_device(t)
@@ -100,7 +102,7 @@ def run_render(args: argparse.Namespace) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     from ganfactory.neural.mapping import MappingConfig
-    from ganfactory.neural.train import TrainConfig, train
+    from ganfactory.neural.train import LossWeights, TrainConfig, train
 
     check_out_dir(args.out)
     if args.bases < 1 or args.view_layers < 1:
@@ -110,6 +112,7 @@ def run_train(args: argparse.Namespace) -> None:
                          finetune_iterations=args.finetune_iterations, warmup_batch=args.warmup_batch,
                          finetune_batch=args.finetune_batch, truncation_psi=args.truncation_psi, seed=args.seed,
                          mapping=MappingConfig(bases=args.bases, view_layers=args.view_layers),
+                         losses=LossWeights(elevation=args.elevation_weight),
                          device=args.device, threads=args.threads)
     model = train(config, args.out, progress=not args.quiet)
     print(f"mapping model: {model}")

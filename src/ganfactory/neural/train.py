@@ -70,6 +70,8 @@ class LossWeights:
     """Cycle: L1 of the re-read background grid ([-1, 1])."""
     camera: float = 1.0
     """Cycle: the inverse network's camera loss (azimuth bin CE + residual + elevation) against the camera asked."""
+    elevation: float = 0.0
+    """Cycle: an extra L1 (radians) on the re-read elevation (inside ``camera`` it weighs little beside the CE)."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,8 @@ def cycle_losses(G, net, ws: torch.Tensor, asked: PropertyCodes, mapping_config:
             "texture": F.l1_loss(got.texture, asked.texture),
             "background": F.l1_loss(got.background, asked.background),
             "camera": camera_loss(prediction, asked.azimuth, asked.elevation, prediction.camera.t.detach(),
-                                  net.t_scale)}
+                                  net.t_scale),
+            "elevation": (prediction.camera.elevation - asked.elevation).abs().mean()}
 
 
 def _total(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
