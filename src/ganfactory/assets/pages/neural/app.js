@@ -61,10 +61,21 @@
     $("elevation-value").textContent = `${$("elevation").value}\u00b0`;
   }
 
-  async function useSource(promise) {
-    status("reading the input...", "busy");
+  // Run an async step counted as pending (window.nr.idle() waits for it); an error shows in the status line.
+  async function step(fn) {
     state.pending += 1;
     try {
+      await fn();
+    } catch (e) {
+      status(e.message, "error");
+    } finally {
+      state.pending -= 1;
+    }
+  }
+
+  function useSource(promise) {
+    status("reading the input...", "busy");
+    return step(async () => {
       const data = await promise;
       state.source = data.source;
       state.takes = {};
@@ -73,11 +84,7 @@
       setCamera(data.azimuth_deg, data.elevation_deg);
       showTakes();
       await render();
-    } catch (e) {
-      status(e.message, "error");
-    } finally {
-      state.pending -= 1;
-    }
+    });
   }
 
   function loadSeed() {
@@ -86,20 +93,15 @@
     return useSource(api(`/api/source?seed=${encodeURIComponent(seed)}`));
   }
 
-  async function take(property) {
+  function take(property) {
     const donor = $("donor").value;
-    state.pending += 1;
-    try {
+    return step(async () => {
       const data = await api(`/api/source?seed=${encodeURIComponent(donor)}`);
       state.takes[property] = data.source;
       $("donor").value = String(Number(donor) + 1);
       showTakes();
       await render();
-    } catch (e) {
-      status(e.message, "error");
-    } finally {
-      state.pending -= 1;
-    }
+    });
   }
 
   async function turnAround() {
