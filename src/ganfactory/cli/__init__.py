@@ -14,7 +14,7 @@ from ganfactory import __version__
 from ganfactory.errors import GanfactoryError
 
 SUBCOMMANDS = ["generate", "checkpoint", "train_gan", "demo", "cars", "interpreter", "synthesize", "segment", "bench",
-               "annotate", "viewpoint", "multiview", "inverse", "reconstruct", "view"]
+               "annotate", "viewpoint", "multiview", "inverse", "reconstruct", "view", "neural_render"]
 """Modules of ganfactory.cli that contribute subcommands, in --help order."""
 
 
