@@ -74,9 +74,15 @@ def diffs():
 
 @pytest.mark.parametrize("name", SG2)
 def test_bit_identical_to_nvlabs(diffs, name):
+    """The mapping is exact everywhere. Convolutions are exact on the CPU the references were recorded on;
+    on another CPU generation (seen: an AVX-512 Xeon, even with oneDNN held to AVX2) their kernels sum in
+    another order and images and logits move by a few float32 ulps (at most 1.2e-6 seen), so those are held
+    to 4e-6 (about 8 ulps at the images' magnitude), a rounding difference and not another computation."""
     outputs = {k: v for k, v in diffs[name].items() if not k.startswith("generate_")}
     assert len(outputs) == 8
-    assert outputs == {k: 0.0 for k in outputs}
+    mapping = {k: v for k, v in outputs.items() if k.startswith(("ws_", "w_avg"))}
+    assert mapping == {k: 0.0 for k in mapping}
+    assert all(v <= 4e-6 for k, v in outputs.items() if k not in mapping), outputs
 
 
 @pytest.mark.parametrize("name", SG2)
