@@ -11,11 +11,13 @@ sqrt class weights, the interpreter's final fit on every annotated pixel). Each 
     class-weighting  plain cross-entropy in the interpreter
     final-fit        the early-stopped interpreter kept (its held-out fifth of the pixels never trained on)
 
-Arms few-shot, inversion, annotator and fully supervised on one protocol (default unseen cars). The few-shot and
-fully supervised networks and the inversion's annotations do not depend on any switch, so every row reuses the
-baseline's (``run_bench(reuse=...)``); the annotator's annotations are reused where the switch does not touch them.
+The DatasetGAN arms (inversion, annotator) on one protocol (default unseen cars). The fully supervised network (the
+simulated annotator) and the inversion's annotations do not depend on any switch, so every row reuses them
+(``run_bench(reuse=...)``): from ``--shared`` (a finished ``bench cars`` run of the same protocol and inversion
+steps, e.g. the reduced benchmark) when given, else from the baseline row. The annotator's annotations are reused
+from the baseline where the switch does not touch them.
 
-Budget: ``--budget reduced`` (default; stated in the output): 300 iterations x 16 per network, 1,000 synthetic
+Budget: ``--budget reduced`` (default; stated in the output): 200 iterations x 16 per network, 500 synthetic
 candidates (10% filtered), an interpreter of 5 models up to 20 epochs, inversion 30 + 30 steps; ``--budget quick``
 is the benchmark's quick budget (wiring only); ``--budget full`` the benchmark's defaults. Rows run in order, or
 only those named by ``--only`` (so that several processes can share the work; the baseline must exist or be among
@@ -53,25 +55,33 @@ SAMPLING = ("truncation", "coarse-layers", "noise", "keypoint-fix")
 
 
 def config_for(row: str, generator: str, budget: str, protocol: str):
-    arms = ("few", "inversion", "annotator", "full")
+    arms = ("inversion", "annotator", "full")
     if budget == "quick":
         base = bench_config(generator, quick=True, arms=arms, protocols=(protocol,))
     elif budget == "full":
         base = bench_config(generator, arms=arms, protocols=(protocol,))
     else:
-        base = bench_config(generator, arms=arms, protocols=(protocol,), synthetic_samples=1000, sweep_sizes=(1000,),
+        base = bench_config(generator, arms=arms, protocols=(protocol,), synthetic_samples=500, sweep_sizes=(500,),
                             interpreter_models=5, interpreter_epochs=20, inversion_steps=(30, 30),
-                            train=TrainConfig(iterations=300, batch_size=16, log_every=50, checkpoint_every=100))
+                            train=TrainConfig(iterations=200, batch_size=16, log_every=50, checkpoint_every=100))
     return dataclasses.replace(base, **ROWS[row])
 
 
-def reused(row: str, protocol: str) -> tuple[str, ...]:
-    root = "" if protocol == "seen" else f"{protocol}/"
-    paths = [f"{root}arms/few", f"{root}arms/full", f"{root}arms/inversion/annotations",
-             f"{root}arms/inversion/annotations.done"]
-    if row not in SAMPLING:
-        paths += [f"{root}arms/annotator/annotations", f"{root}arms/annotator/annotations.done"]
-    return tuple(paths)
+def _root(protocol: str) -> str:
+    return "" if protocol == "seen" else f"{protocol}/"
+
+
+def shared_paths(protocol: str) -> tuple[str, ...]:
+    """What every row shares: the fully supervised network and the inversion's annotations."""
+    root = _root(protocol)
+    return (f"{root}arms/full", f"{root}arms/inversion/annotations", f"{root}arms/inversion/annotations.done")
+
+
+def baseline_paths(row: str, protocol: str) -> tuple[str, ...]:
+    """What a row may take from the baseline row besides: the annotator's annotations, unless its switch makes
+    them differently."""
+    root = _root(protocol)
+    return () if row in SAMPLING else (f"{root}arms/annotator/annotations", f"{root}arms/annotator/annotations.done")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--protocol", choices=["seen", "unseen"], default="unseen")
     p.add_argument("--budget", choices=["quick", "reduced", "full"], default="reduced")
     p.add_argument("--only", default=None, help="comma-separated rows (default: all, baseline first)")
+    p.add_argument("--shared", default=None, help="a finished bench run to take the full network and the inversion "
+                                                  "annotations from (default: the baseline row computes them)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -94,14 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     base_dir = out / "baseline"
     for row in rows:
         config = config_for(row, args.generator, args.budget, args.protocol)
-        if row == "baseline":
-            run_bench(config, base_dir, args.data, progress=not args.quiet)
-        else:
-            if not (base_dir / "results.json").is_file():
-                print("ablation: run the baseline first (it holds the stages every row shares)", file=sys.stderr)
-                return 2
-            run_bench(config, out / row, args.data, progress=not args.quiet, reuse_from=base_dir,
-                      reuse=reused(row, args.protocol))
+        needs = [base_dir / rel for rel in baseline_paths(row, args.protocol)]
+        if not args.shared:
+            needs += [base_dir / rel for rel in shared_paths(args.protocol)]
+        if row != "baseline" and not all(p.exists() for p in needs):
+            print(f"ablation: row {row} shares stages of the baseline row; run the baseline first", file=sys.stderr)
+            return 2
+        shared = args.shared or (None if row == "baseline" else base_dir)
+        reuse = {rel: shared for rel in shared_paths(args.protocol)} if shared else {}
+        if row != "baseline":
+            reuse.update({rel: base_dir for rel in baseline_paths(row, args.protocol)})
+        run_bench(config, out / row, args.data, progress=not args.quiet, reuse=reuse)
     table = collect(out, args.budget, args.protocol)
     write_json(out / "ablation.json", table)
     print(format_table(table))
@@ -126,13 +141,13 @@ def collect(out: Path, budget: str, protocol: str) -> dict:
                         for a in ("inversion", "annotator")},
                      "pck": scores["pck"]})
     seeds = "training seed 0, interpreter seed 0, synthetic seeds 0.., annotator seeds 100000000.."
-    return {"budget": budget, "protocol": protocol, "few": base.get("few"), "full": base.get("full"),
+    return {"budget": budget, "protocol": protocol, "full": base.get("full"),
             "rows": rows, "seeds": seeds}
 
 
 def format_table(table: dict) -> str:
-    lines = [f"ablation ({table['budget']} budget, {table['protocol']} cars; few-shot {table['few']}, "
-             f"fully supervised {table['full']})",
+    lines = [f"ablation ({table['budget']} budget, {table['protocol']} cars; the simulated annotator, fully "
+             f"supervised: {table['full']})",
              f"{'switched off':<16} {'inversion':>10} {'delta':>8} {'annotator':>10} {'delta':>8}"]
 
     def f(v, signed=False):

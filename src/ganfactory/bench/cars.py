@@ -597,24 +597,24 @@ def _generator_sweep(run: Run, config: BenchConfig, models: _Generator, proto: _
 
 
 def run_bench(config: BenchConfig, out: str | Path, data_dir: str | None = None, progress: bool = True,
-              reuse_from: str | Path | None = None, reuse: tuple[str, ...] = ()) -> dict:
+              reuse: dict[str, str | Path] | None = None) -> dict:
     """Run (or resume) the benchmark into ``out``; returns results.json's contents and writes the report.
     Computes on ``config.device`` with ``config.threads`` intra-op threads and restores the caller's setting.
 
-    ``reuse``: paths relative to a run directory (``unseen/arms/few``, say) copied from the run ``reuse_from`` when
-    missing here, so that stages another run did with the same settings are skipped (the ablation shares its
-    baseline's few-shot, fully supervised and inversion stages; the caller vouches that they are the same)."""
+    ``reuse``: paths relative to a run directory (``unseen/arms/full``, say) -> the run directory to copy each from
+    when missing here, so that stages another run did with the same settings are skipped (the ablation shares its
+    fully supervised network and inversion annotations; the caller vouches that they are the same)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _run_bench(config, Path(out), data_dir, progress, reuse_from, reuse)
+        return _run_bench(config, Path(out), data_dir, progress, reuse or {})
     finally:
         torch.set_num_threads(threads)
 
 
-def _reuse(out: Path, source: Path, paths: tuple[str, ...]) -> None:
-    for rel in paths:
-        src, dst = source / rel, out / rel
+def _reuse(out: Path, paths: dict[str, str | Path]) -> None:
+    for rel, source in paths.items():
+        src, dst = Path(source) / rel, out / rel
         if dst.exists() or not src.exists():
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -629,12 +629,11 @@ def _reuse(out: Path, source: Path, paths: tuple[str, ...]) -> None:
 
 
 def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: bool,
-               reuse_from: str | Path | None = None, reuse: tuple[str, ...] = ()) -> dict:
+               reuse: dict[str, str | Path]) -> dict:
     header = {"benchmark": "cars", "config": config.to_json(), "data": None if data_dir is None else str(data_dir)}
     _check_data(config, data_dir)
     run = Run.open(out, header, "bench.json", "bench", progress, allowed=("report",))
-    if reuse_from is not None:
-        _reuse(out, Path(reuse_from), reuse)
+    _reuse(out, reuse)
     t0 = time.perf_counter()
     models = _Generator(config)
     paths = _split_paths(config, run, data_dir)

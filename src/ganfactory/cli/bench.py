@@ -41,6 +41,9 @@ def register(sub) -> None:
     c.add_argument("--sweep", default=None, help="comma-separated candidate counts of the sweep")
     c.add_argument("--synth-workers", type=int, default=None, help="synthesis processes")
     c.add_argument("--threads", type=int, default=None, help="intra-op threads (default 1: fastest on a busy CPU)")
+    c.add_argument("--interpreter-models", type=int, default=None, help="interpreter ensemble size (default 10)")
+    c.add_argument("--interpreter-epochs", type=int, default=None, help="interpreter epochs at most (default 100)")
+    c.add_argument("--inversion-steps", default=None, help="W,W+ steps of the inversion route (default 300,300)")
     c.add_argument("--sweep-generators", default=None,
                    help="comma-separated generator checkpoints: the annotator route with each, against its KID")
     c.add_argument("--kid-samples", type=int, default=None, help="images per KID of the generator sweep")
@@ -96,6 +99,17 @@ def run_cars(args: argparse.Namespace) -> None:
                  "mixed_real_share"):
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
+    for flag, field in (("interpreter_models", "interpreter_models"), ("interpreter_epochs", "interpreter_epochs")):
+        if getattr(args, flag) is not None:
+            if getattr(args, flag) < 1:
+                raise GanfactoryError(f"--{flag.replace('_', '-')} must be at least 1")
+            overrides[field] = getattr(args, flag)
+    if args.inversion_steps is not None:
+        steps = _ints(args.inversion_steps, "--inversion-steps")
+        if len(steps) != 2 or min(steps) < 0:
+            raise GanfactoryError(f"--inversion-steps takes W,W+ (two non-negative integers), got "
+                                  f"{args.inversion_steps}")
+        overrides["inversion_steps"] = steps
     if args.no_keypoint_fix:
         overrides["keypoint_fix"] = False
     if args.no_final_fit:

@@ -47,9 +47,10 @@ def seed_item_id(seed: int) -> str:
 def coarse_cutoff(G) -> int:
     """The number of "coarse" style layers DatasetGAN truncates: the first half of ``G.num_ws`` (rounded down).
 
-    Why half: DatasetGAN's car generator (StyleGAN1, 512 px, 16 style layers) truncates the first 8, the layers
-    of the 4-32 px blocks that set pose and shape, and leaves the fine layers (colour, texture) untruncated.
-    At 64 px (10 style layers) that is 5: the 4 px and 8 px blocks and the first layer of 16 px."""
+    Why half: DatasetGAN's car generator (StyleGAN1, 512 px, 16 style layers) truncates the first 8 with psi 0.7
+    (train_interpreter.py: ``Truncation(max_layer=8, threshold=0.7)``; cat and bedroom at 256 px: 7 of 14), the
+    layers that set pose and shape, and leaves the fine layers (colour, texture) untruncated. At 64 px (10 style
+    layers) half is 5: the 4 px and 8 px blocks and the first layer of 16 px."""
     return int(G.num_ws) // 2
 
 
