@@ -17,8 +17,9 @@ simulated annotator) and the inversion's annotations do not depend on any switch
 steps, e.g. the reduced benchmark) when given, else from the baseline row. The annotator's annotations are reused
 from the baseline where the switch does not touch them.
 
-Budget: ``--budget reduced`` (default; stated in the output): 200 iterations x 16 per network, 500 synthetic
-candidates (10% filtered), an interpreter of 5 models up to 20 epochs, inversion 30 + 30 steps; ``--budget quick``
+Budget: ``--budget reduced`` (default; stated in the output): 120 iterations x 16 per network, 300 synthetic
+candidates (10% filtered), an interpreter of 5 models up to 10 epochs, inversion 30 + 30 steps (what a loaded
+two-core machine finishes in an hour for six rows); ``--budget quick``
 is the benchmark's quick budget (wiring only); ``--budget full`` the benchmark's defaults. Rows run in order, or
 only those named by ``--only`` (so that several processes can share the work; the baseline must exist or be among
 them). Writes OUT/<row>/ (bench runs), OUT/ablation.json and prints a table.
@@ -61,9 +62,9 @@ def config_for(row: str, generator: str, budget: str, protocol: str):
     elif budget == "full":
         base = bench_config(generator, arms=arms, protocols=(protocol,))
     else:
-        base = bench_config(generator, arms=arms, protocols=(protocol,), synthetic_samples=500, sweep_sizes=(500,),
-                            interpreter_models=5, interpreter_epochs=20, inversion_steps=(30, 30),
-                            train=TrainConfig(iterations=200, batch_size=16, log_every=50, checkpoint_every=100))
+        base = bench_config(generator, arms=arms, protocols=(protocol,), synthetic_samples=300, sweep_sizes=(300,),
+                            interpreter_models=5, interpreter_epochs=10, inversion_steps=(30, 30),
+                            train=TrainConfig(iterations=120, batch_size=16, log_every=40, checkpoint_every=60))
     return dataclasses.replace(base, **ROWS[row])
 
 
