@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from ganfactory.atomic import write_json
-from ganfactory.bench import bench_config, run_bench
+from ganfactory.bench import ROUTES, bench_config, run_bench
 from ganfactory.downstream import TrainConfig
 
 ROWS: dict[str, dict] = {
@@ -55,8 +55,8 @@ SAMPLING = ("truncation", "coarse-layers", "noise", "keypoint-fix")
 """Rows whose switch changes the annotator route's annotations (the others reuse the baseline's)."""
 
 
-def config_for(row: str, generator: str, budget: str, protocol: str):
-    arms = ("inversion", "annotator", "full")
+def config_for(row: str, generator: str, budget: str, protocol: str, routes: tuple[str, ...] = ROUTES):
+    arms = (*routes, "full")
     if budget == "quick":
         base = bench_config(generator, quick=True, arms=arms, protocols=(protocol,))
     elif budget == "full":
@@ -72,17 +72,20 @@ def _root(protocol: str) -> str:
     return "" if protocol == "seen" else f"{protocol}/"
 
 
-def shared_paths(protocol: str) -> tuple[str, ...]:
+def shared_paths(protocol: str, routes: tuple[str, ...] = ROUTES) -> tuple[str, ...]:
     """What every row shares: the fully supervised network and the inversion's annotations."""
     root = _root(protocol)
-    return (f"{root}arms/full", f"{root}arms/inversion/annotations", f"{root}arms/inversion/annotations.done")
+    inv = (f"{root}arms/inversion/annotations", f"{root}arms/inversion/annotations.done")
+    return (f"{root}arms/full",) + (inv if "inversion" in routes else ())
 
 
-def baseline_paths(row: str, protocol: str) -> tuple[str, ...]:
+def baseline_paths(row: str, protocol: str, routes: tuple[str, ...] = ROUTES) -> tuple[str, ...]:
     """What a row may take from the baseline row besides: the annotator's annotations, unless its switch makes
     them differently."""
     root = _root(protocol)
-    return () if row in SAMPLING else (f"{root}arms/annotator/annotations", f"{root}arms/annotator/annotations.done")
+    if row in SAMPLING or "annotator" not in routes:
+        return ()
+    return (f"{root}arms/annotator/annotations", f"{root}arms/annotator/annotations.done")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--protocol", choices=["seen", "unseen"], default="unseen")
     p.add_argument("--budget", choices=["quick", "reduced", "full"], default="reduced")
     p.add_argument("--only", default=None, help="comma-separated rows (default: all, baseline first)")
+    p.add_argument("--routes", default="inversion,annotator",
+                   help="the DatasetGAN routes each row runs (default both; one halves the time)")
     p.add_argument("--shared", default=None, help="a finished bench run to take the full network and the inversion "
                                                   "annotations from (default: the baseline row computes them)")
     p.add_argument("--quiet", action="store_true")
@@ -106,17 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     base_dir = out / "baseline"
     for row in rows:
-        config = config_for(row, args.generator, args.budget, args.protocol)
-        needs = [base_dir / rel for rel in baseline_paths(row, args.protocol)]
+        routes = tuple(r.strip() for r in args.routes.split(","))
+        config = config_for(row, args.generator, args.budget, args.protocol, routes)
+        needs = [base_dir / rel for rel in baseline_paths(row, args.protocol, routes)]
         if not args.shared:
-            needs += [base_dir / rel for rel in shared_paths(args.protocol)]
+            needs += [base_dir / rel for rel in shared_paths(args.protocol, routes)]
         if row != "baseline" and not all(p.exists() for p in needs):
             print(f"ablation: row {row} shares stages of the baseline row; run the baseline first", file=sys.stderr)
             return 2
         shared = args.shared or (None if row == "baseline" else base_dir)
-        reuse = {rel: shared for rel in shared_paths(args.protocol)} if shared else {}
+        reuse = {rel: shared for rel in shared_paths(args.protocol, routes)} if shared else {}
         if row != "baseline":
-            reuse.update({rel: base_dir for rel in baseline_paths(row, args.protocol)})
+            reuse.update({rel: base_dir for rel in baseline_paths(row, args.protocol, routes)})
         run_bench(config, out / row, args.data, progress=not args.quiet, reuse=reuse)
     table = collect(out, args.budget, args.protocol)
     write_json(out / "ablation.json", table)
@@ -132,6 +138,7 @@ def collect(out: Path, budget: str, protocol: str) -> dict:
         if path.is_file():
             r = json.loads(path.read_text())
             results[row] = {a: s["miou"] for a, s in r["protocols"][protocol]["arms"].items()}
+            results[row]["per_class"] = {a: s["per_class_iou"] for a, s in r["protocols"][protocol]["arms"].items()}
             results[row]["pck"] = {a: s.get("pck", {}).get("pck") for a, s in r["protocols"][protocol]["arms"].items()}
     base = results.get("baseline", {})
     rows = []
@@ -140,7 +147,7 @@ def collect(out: Path, budget: str, protocol: str) -> dict:
                      **{a: scores.get(a) for a in ("inversion", "annotator")},
                      **{f"{a}_delta": None if base.get(a) is None or scores.get(a) is None else scores[a] - base[a]
                         for a in ("inversion", "annotator")},
-                     "pck": scores["pck"]})
+                     "pck": scores["pck"], "per_class_iou": scores["per_class"]})
     seeds = "training seed 0, interpreter seed 0, synthetic seeds 0.., annotator seeds 100000000.."
     return {"budget": budget, "protocol": protocol, "full": base.get("full"),
             "rows": rows, "seeds": seeds}
