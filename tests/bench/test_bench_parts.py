@@ -103,3 +103,11 @@ def test_simulated_annotator_marks_only_points_on_their_part_visible(tmp_path):
     latent = honest.record("seed000001")["latent"]
     assert latent["noise_mode"] == "random" and latent["truncation_cutoff"] == 2
     assert old.record("seed000001")["latent"]["noise_mode"] == "const"
+
+
+def test_a_missing_sweep_generator_is_refused_before_any_work(tmp_path, capsys):
+    from ganfactory.cli import main
+
+    out = tmp_path / "run"
+    assert main(["bench", "cars", "--quick", "--out", str(out), "--sweep-generators", "cars64,/no/such.pt"]) == 2
+    assert "no such checkpoint /no/such.pt" in capsys.readouterr().err and not out.exists()

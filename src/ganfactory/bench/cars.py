@@ -632,6 +632,12 @@ def _run_bench(config: BenchConfig, out: Path, data_dir: str | None, progress: b
                reuse: dict[str, str | Path]) -> dict:
     header = {"benchmark": "cars", "config": config.to_json(), "data": None if data_dir is None else str(data_dir)}
     _check_data(config, data_dir)
+    from ganfactory.gan.io import BUILTIN_GENERATORS
+
+    missing = [g for g in config.sweep_generators if g not in BUILTIN_GENERATORS and not Path(g).expanduser().exists()]
+    if missing:
+        raise GanfactoryError(f"--sweep-generators: no such checkpoint {', '.join(missing)} (a path or one of "
+                              f"{', '.join(BUILTIN_GENERATORS)})")
     run = Run.open(out, header, "bench.json", "bench", progress, allowed=("report",))
     _reuse(out, reuse)
     t0 = time.perf_counter()
