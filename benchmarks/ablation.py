@@ -18,8 +18,8 @@ steps, e.g. the reduced benchmark) when given, else from the baseline row. The a
 from the baseline where the switch does not touch them.
 
 Budget: ``--budget reduced`` (default; stated in the output): 120 iterations x 16 per network, 300 synthetic
-candidates (10% filtered), an interpreter of 5 models up to 10 epochs, inversion 30 + 30 steps (what a loaded
-two-core machine finishes in an hour for six rows); ``--budget quick``
+candidates (10% filtered), an interpreter of 2 models up to 6 epochs on 2,048 pixels per annotated image, inversion
+30 + 30 steps (what a two-core machine shared with a dozen other jobs finishes in under an hour); ``--budget quick``
 is the benchmark's quick budget (wiring only); ``--budget full`` the benchmark's defaults. Rows run in order, or
 only those named by ``--only`` (so that several processes can share the work; the baseline must exist or be among
 them). Writes OUT/<row>/ (bench runs), OUT/ablation.json and prints a table.
@@ -63,7 +63,8 @@ def config_for(row: str, generator: str, budget: str, protocol: str, routes: tup
         base = bench_config(generator, arms=arms, protocols=(protocol,))
     else:
         base = bench_config(generator, arms=arms, protocols=(protocol,), synthetic_samples=300, sweep_sizes=(300,),
-                            interpreter_models=5, interpreter_epochs=10, inversion_steps=(30, 30),
+                            interpreter_models=2, interpreter_epochs=6, interpreter_pixels=2048,
+                            inversion_steps=(30, 30),
                             train=TrainConfig(iterations=120, batch_size=16, log_every=40, checkpoint_every=60))
     return dataclasses.replace(base, **ROWS[row])
 

@@ -43,6 +43,8 @@ def register(sub) -> None:
     c.add_argument("--threads", type=int, default=None, help="intra-op threads (default 1: fastest on a busy CPU)")
     c.add_argument("--interpreter-models", type=int, default=None, help="interpreter ensemble size (default 10)")
     c.add_argument("--interpreter-epochs", type=int, default=None, help="interpreter epochs at most (default 100)")
+    c.add_argument("--interpreter-pixels", type=int, default=None,
+                   help="training pixels per annotated image (default 8192: every pixel at 64 px)")
     c.add_argument("--inversion-steps", default=None, help="W,W+ steps of the inversion route (default 300,300)")
     c.add_argument("--sweep-generators", default=None,
                    help="comma-separated generator checkpoints: the annotator route with each, against its KID")
@@ -99,7 +101,8 @@ def run_cars(args: argparse.Namespace) -> None:
                  "mixed_real_share"):
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
-    for flag, field in (("interpreter_models", "interpreter_models"), ("interpreter_epochs", "interpreter_epochs")):
+    for flag, field in (("interpreter_models", "interpreter_models"), ("interpreter_epochs", "interpreter_epochs"),
+                        ("interpreter_pixels", "interpreter_pixels")):
         if getattr(args, flag) is not None:
             if getattr(args, flag) < 1:
                 raise GanfactoryError(f"--{flag.replace('_', '-')} must be at least 1")
