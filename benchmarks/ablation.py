@@ -62,7 +62,7 @@ def config_for(row: str, generator: str, budget: str, protocol: str, routes: tup
     elif budget == "full":
         base = bench_config(generator, arms=arms, protocols=(protocol,))
     else:
-        base = bench_config(generator, arms=arms, protocols=(protocol,), synthetic_samples=300, sweep_sizes=(300,),
+        base = bench_config(generator, arms=arms, protocols=(protocol,), synthetic_samples=300, sweep_sizes=(),
                             interpreter_models=2, interpreter_epochs=6, interpreter_pixels=2048,
                             inversion_steps=(30, 30),
                             train=TrainConfig(iterations=120, batch_size=16, log_every=40, checkpoint_every=60))
