@@ -24,13 +24,16 @@ def test_demo_pipeline_small(tmp_path):
                                  train=dataclasses.replace(config.train, widths=(8, 16, 32, 64)))
     results = run_bench(config, tmp_path / "demo", str(demo_data()), progress=False)
     assert results["test_images"] == 200
-    assert set(results["arms"]) == {"few", "inversion"}
+    assert set(results["arms"]) == {"few", "inversion", "mixed"} and set(results["protocols"]) == {"seen"}
     for scores in results["arms"].values():
         assert 0 <= scores["miou"] <= 1
     assert results["arms"]["inversion"]["train_samples"] == 18          # 20 candidates, the top 10% dropped
     assert len(results["uncertainty"]["inversion"]["removed"]) == 2
-    assert (tmp_path / "demo" / "report" / "index.html").is_file()
-    assert json.loads((tmp_path / "demo" / "bench.json").read_text())["config"]["arms"] == ["few", "inversion"]
+    assert results["arms"]["mixed"]["train_samples"] == 18 + 16 * round(18 / 16)     # real share 0.5
+    page = (tmp_path / "demo" / "report" / "index.html").read_text()
+    assert "DatasetGAN wins here" in page or "DatasetGAN loses here" in page
+    assert json.loads((tmp_path / "demo" / "bench.json").read_text())["config"]["arms"] == ["few", "inversion",
+                                                                                          "mixed"]
 
 
 def test_demo_replaces_its_own_run_with_other_settings(tmp_path, capsys):

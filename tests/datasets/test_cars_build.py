@@ -1,6 +1,7 @@
 """``ganfactory cars build``: the split as a LabeledDataset, same bytes for any worker count, resume, CLI errors."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,14 @@ from pycocotools.coco import COCO
 
 from ganfactory.cli import main
 from ganfactory.datasets import build as build_module
-from ganfactory.datasets.build import BuildSettings, build_split, cars_schema, split_car_ids
+from ganfactory.datasets.build import (
+    HELD_OUT_CAR_IDS,
+    BuildSettings,
+    _provenance,
+    build_split,
+    cars_schema,
+    split_car_ids,
+)
 from ganfactory.datasets.car_assembly import CAR_IDS, KEYPOINT_NAMES, NAMED_CAR_IDS, assemble_car
 from ganfactory.datasets.cars import render_car_sample
 from ganfactory.datasets.labeled import LabeledDataset
@@ -48,6 +56,15 @@ def test_split_cars_and_schema():
     assert split_car_ids("gan-train") == CAR_IDS and split_car_ids("test3d") == CAR_IDS
     assert split_car_ids("few") == split_car_ids("full") == split_car_ids("test") == NAMED_CAR_IDS
     assert [c.name for c in cars_schema("cars-8").classes] == list(CARS8)
+    # the unseen-cars protocol: 3 named cars only in test-u, the other 8 in few-u and full-u, and no near copy on
+    # opposite sides (car1-trb3 is car1-trb1 within 2 cm; the whole car1 family stays on the labeled side)
+    held, seen = set(split_car_ids("test-u")), set(split_car_ids("few-u"))
+    assert held == set(HELD_OUT_CAR_IDS) and len(held) == 3 and split_car_ids("full-u") == split_car_ids("few-u")
+    assert held | seen == set(NAMED_CAR_IDS) and not held & seen
+    assert not any(c.startswith("car1-") for c in held)
+    provenance = _provenance(BuildSettings("test-u"), split_car_ids("test-u"), Path("/x"))
+    assert provenance["held_out_car_ids"] == list(HELD_OUT_CAR_IDS) and "near" in provenance["held_out_reason"]
+    assert "held_out_car_ids" not in _provenance(BuildSettings("test"), split_car_ids("test"), Path("/x"))
     assert [c.name for c in cars_schema("cars-13").classes] == list(CARS13)
     assert cars_schema("cars-13").keypoints == KEYPOINT_NAMES
 

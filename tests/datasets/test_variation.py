@@ -56,7 +56,8 @@ def test_settings_change_the_ranges():
 
 def test_splits_have_the_benchmark_sizes_and_disjoint_seeds():
     sizes = {name: len(split_seeds(name)) for name in SPLITS}
-    assert sizes == {"gan-train": 20_000, "few": 16, "full": 5_000, "test": 1_000, "test3d": 300}
+    assert sizes == {"gan-train": 20_000, "few": 16, "full": 5_000, "test": 1_000, "test3d": 300,
+                     "few-u": 16, "full-u": 5_000, "test-u": 1_000}
     ranges = sorted((r.start, r.stop) for r in (split_seeds(name) for name in SPLITS))
     assert all(a_stop <= b_start for (_, a_stop), (b_start, _) in zip(ranges, ranges[1:], strict=False))
     assert list(split_seeds("few", n=3)) == [1_000_000, 1_000_001, 1_000_002]

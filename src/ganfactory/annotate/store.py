@@ -19,7 +19,8 @@ Layout (``FORMAT`` version ``FORMAT_VERSION``)::
                                      "keypoints": [names]}, "generator": str | null, "image_size": [H, W] | null}
     DIR/items/<id>/item.json        {"id", "status": "pending" | "annotated" | "skipped",
                                      "origin": "generated" | "real"      (absent = "generated"),
-                                     "latent": {"kind": "seed", "seed", "truncation_psi", "noise_mode"}
+                                     "latent": {"kind": "seed", "seed", "truncation_psi", "noise_mode",
+                                                "truncation_cutoff" (optional)}
                                              | {"kind": "ws", "noise_mode"}      (arrays in latent.npz)
                                              | null                              (a real image not inverted yet),
                                      "keypoints": [[x, y, visible], ...] | null, ...free metadata}
@@ -279,7 +280,8 @@ class AnnotationSet:
         if spec["kind"] == "seed":
             if G is None:
                 raise AnnotationError(f"item {item_id!r} stores a seed; pass the generator to rebuild its latent")
-            return Latent.from_seed(G, spec["seed"], spec["truncation_psi"], spec["noise_mode"])
+            return Latent.from_seed(G, spec["seed"], spec["truncation_psi"], spec["noise_mode"],
+                                    spec.get("truncation_cutoff"))
         if spec["kind"] != "ws":
             raise AnnotationError(f"item {item_id!r}: latent kind {spec['kind']!r} is not 'seed' or 'ws'")
         with np.load(self.root / "items" / item_id / "latent.npz") as data:

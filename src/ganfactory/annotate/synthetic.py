@@ -80,22 +80,35 @@ def make_cluster_annotations(G, root: str | Path, seeds: Sequence[int], num_clus
 
 
 def make_network_annotations(G, root: str | Path, seeds: Sequence[int], segmenter, truncation_psi: float = 1.0,
-                             generator_name: str | None = None, meta: dict | None = None) -> AnnotationSet:
-    """An AnnotationSet of ``seeds``: images from ``G`` labelled by ``segmenter`` (a ``ganfactory.downstream``
-    Segmenter, with its schema). A keypoint is marked visible when the network puts it on the object (its own
-    label there is not background). ``meta`` is stored with every item (say which network annotated it)."""
+                             generator_name: str | None = None, meta: dict | None = None, noise_mode: str = "const",
+                             truncation_cutoff: int | None = None,
+                             keypoint_classes: Sequence[Sequence[int]] | None = None) -> AnnotationSet:
+    """An AnnotationSet of ``seeds``: images from ``G`` (latents from the seeds with ``truncation_psi`` on the first
+    ``truncation_cutoff`` layers and ``noise_mode``) labelled by ``segmenter`` (a ``ganfactory.downstream``
+    Segmenter, with its schema). ``meta`` is stored with every item (say which network annotated it).
+
+    Visibility, as an honest annotator marks it: with ``keypoint_classes`` (per keypoint, the class ids it must lie
+    on) a keypoint is visible when the network's own labels within one pixel of it carry one of its classes (the
+    renderer's rule: a hub on a wheel, a lamp on a light), so the far side's wheels, which project onto the body,
+    are hidden. Without it, visible = anywhere on the object (label not background), which marks nearly every
+    point visible."""
     from ganfactory.gan.sampling import to_uint8
+    from ganfactory.label.interpreter import on_classes
 
     store = AnnotationSet.create(root, segmenter.schema, generator_name)
     for seed in seeds:
-        latent = Latent.from_seed(G, seed, truncation_psi, "const")
+        latent = Latent.from_seed(G, seed, truncation_psi, noise_mode, truncation_cutoff)
         image = to_uint8(synthesize_latents(G, [latent]))[0]
         labels, kps = segmenter.predict(image[None])
         keypoints = None
         if kps is not None:
-            keypoints = []
-            for x, y, _ in kps[0].tolist():
-                xi, yi = min(max(round(x), 0), image.shape[1] - 1), min(max(round(y), 0), image.shape[0] - 1)
-                keypoints.append([float(x), float(y), int(labels[0, yi, xi] > 0)])
+            xy = torch.from_numpy(np.asarray(kps[0], np.float64)[:, :2])
+            if keypoint_classes is not None:
+                seen = on_classes(torch.from_numpy(labels[0]), xy[:, 0], xy[:, 1], keypoint_classes).tolist()
+            else:
+                h, w = image.shape[:2]
+                seen = [labels[0, min(max(round(y), 0), h - 1), min(max(round(x), 0), w - 1)] > 0
+                        for x, y in xy.tolist()]
+            keypoints = [[float(x), float(y), int(v)] for (x, y), v in zip(xy.tolist(), seen, strict=True)]
         store.add(seed_item_id(seed), latent, image, labels[0], keypoints, meta=meta)
     return store

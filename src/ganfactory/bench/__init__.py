@@ -1,5 +1,16 @@
-"""End-to-end benchmarks: the cars benchmark's four arms (BENCHMARK.md) and the demo built on them."""
+"""End-to-end benchmarks: the cars benchmark's five arms and two protocols (BENCHMARK.md) and the demo built on
+them."""
 
-from ganfactory.bench.cars import ARMS, ROUTES, BenchConfig, bench_config, run_bench
+from ganfactory.bench.cars import (
+    ARMS,
+    PROTOCOLS,
+    ROUTES,
+    BenchConfig,
+    bench_config,
+    keypoint_classes,
+    mixed_data,
+    run_bench,
+)
 
-__all__ = ["ARMS", "ROUTES", "BenchConfig", "bench_config", "run_bench"]
+__all__ = ["ARMS", "PROTOCOLS", "ROUTES", "BenchConfig", "bench_config", "keypoint_classes", "mixed_data",
+           "run_bench"]

@@ -40,7 +40,18 @@ from ganfactory.datasets.variation import SPLITS, VariationSettings, sample_vari
 from ganfactory.keypoints import keypoints_to_rows
 from ganfactory.schema import Schema
 
-__all__ = ["BuildSettings", "build_split", "car_sample_record", "cars_schema", "split_car_ids"]
+__all__ = ["HELD_OUT_CAR_IDS", "HELD_OUT_REASON", "BuildSettings", "build_split", "car_sample_record", "cars_schema",
+           "split_car_ids"]
+
+HELD_OUT_CAR_IDS: tuple[str, ...] = ("car2-trb1", "car5-trb1", "car7-trb1")
+"""The named cars the unseen-cars protocol holds out (test-u shows only these; few-u and full-u the other 8)."""
+HELD_OUT_REASON = (
+    "three named cars of three different bodies (car2, car5, car7), none with a near copy: the only known near "
+    "pair, car1-trb1 and car1-trb3 (median vertex offset 1.7 cm), and the rest of the car1 family (stock1, stock2) "
+    "all stay on the labeled side, so no car is seen in a near copy. Together the three show every cars-8 class "
+    "(car5-trb1 carries a licence plate, all three mirrors, head- and taillights), and the labeled side keeps "
+    "plates too (car1-trb1, car1-trb3, car4-trb1, car8-trb1), so every class is both learnable and scored.")
+"""Why these three (written into the unseen-cars splits' dataset.json)."""
 
 MESH_SPLITS = ("test3d",)
 """Splits that also write every car's ground-truth mesh to ``meshes/<car>.glb``."""
@@ -51,7 +62,7 @@ class BuildSettings:
     """What a split build writes; everything here is recorded in dataset.json's provenance."""
 
     split: str
-    """A key of ``SPLITS``: gan-train, few, full, test, test3d."""
+    """A key of ``SPLITS``: gan-train, few, full, test, test3d, few-u, full-u, test-u."""
     resolution: int = 64
     n: int | None = None
     """Only the split's first ``n`` seeds (quick runs); None = the whole split."""
@@ -68,10 +79,18 @@ class BuildSettings:
 
 
 def split_car_ids(split: str) -> tuple[str, ...]:
-    """The cars a split draws from: all 17 or the 11 with part labels (BENCHMARK.md)."""
+    """The cars a split draws from: all 17, the 11 with part labels, or (unseen-cars protocol) those 11 minus the
+    held-out 3 or only the held-out 3 (BENCHMARK.md)."""
     if split not in SPLITS:
         raise LabeledDatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    return CAR_IDS if SPLITS[split].cars == "all" else NAMED_CAR_IDS
+    kind = SPLITS[split].cars
+    if kind == "all":
+        return CAR_IDS
+    if kind == "named-seen":
+        return tuple(c for c in NAMED_CAR_IDS if c not in HELD_OUT_CAR_IDS)
+    if kind == "held-out":
+        return HELD_OUT_CAR_IDS
+    return NAMED_CAR_IDS
 
 
 def cars_schema(class_set: str) -> Schema:
@@ -141,8 +160,12 @@ def _provenance(settings: BuildSettings, car_ids: tuple[str, ...], torcs_root: P
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
+    protocol = {}
+    if SPLITS[settings.split].cars in ("named-seen", "held-out"):
+        protocol = {"protocol": "unseen cars", "held_out_car_ids": list(HELD_OUT_CAR_IDS),
+                    "held_out_reason": HELD_OUT_REASON}
     return {
-        "producer": "ganfactory cars build", "ganfactory_version": __version__,
+        "producer": "ganfactory cars build", "ganfactory_version": __version__, **protocol,
         "benchmark": "cars", "split": settings.split, "seeds": [seeds.start, seeds.stop],
         "seed_to_car": "car_ids[seed % len(car_ids)]", "car_ids": list(car_ids),
         "labels_trusted_car_ids": [c for c in car_ids if c in NAMED_CAR_IDS],

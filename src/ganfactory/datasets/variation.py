@@ -143,7 +143,8 @@ class SplitSpec:
     first_seed: int
     size: int
     cars: str
-    """``"all"`` (the 17 cars) or ``"named"`` (the 11 with part labels)."""
+    """``"all"`` (the 17 cars), ``"named"`` (the 11 with part labels), ``"named-seen"`` (the named cars minus the
+    unseen-cars protocol's held-out ones) or ``"held-out"`` (only those; ``ganfactory.datasets.build``)."""
 
 
 SPLITS: dict[str, SplitSpec] = {
@@ -152,6 +153,9 @@ SPLITS: dict[str, SplitSpec] = {
     "full": SplitSpec("full", 2_000_000, 5_000, "named"),
     "test": SplitSpec("test", 3_000_000, 1_000, "named"),
     "test3d": SplitSpec("test3d", 4_000_000, 300, "all"),
+    "few-u": SplitSpec("few-u", 5_000_000, 16, "named-seen"),
+    "full-u": SplitSpec("full-u", 6_000_000, 5_000, "named-seen"),
+    "test-u": SplitSpec("test-u", 7_000_000, 1_000, "held-out"),
 }
 """The splits of BENCHMARK.md; seed ranges are disjoint so no image is in two splits."""
 

@@ -6,7 +6,12 @@ the rule belongs to the generator's package so that nothing above ``gan`` writes
 
 The seed rule follows NVlabs' generate.py: ``z = np.random.RandomState(seed).randn(z_dim)``, so seed 42 gives the
 same image here as there. Noise for noise mode 'random' is drawn per seed from
-``torch.Generator().manual_seed(seed)`` (``seed_noise``) and stored with explicit latents.
+``torch.Generator().manual_seed(seed)`` (``seed_noise``) and stored with explicit latents; a latent of kind seed
+stores only the seed, since its per-image noise is a function of it (DatasetGAN's fresh noise per image, without
+a megabyte of noise per stored latent).
+
+Truncation may be limited to the first ``truncation_cutoff`` style layers (DatasetGAN: psi 0.7 on the coarse
+half, ``coarse_cutoff``); the cutoff is part of a seed latent, so it regenerates the same image.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from torch import Tensor
 from ganfactory.errors import GanfactoryError
 from ganfactory.gan.networks import NOISE_MODES
 
-__all__ = ["NOISE_MODES", "Latent", "LatentError", "seed_noise", "seeds_to_z", "synthesize_latents"]
+__all__ = ["NOISE_MODES", "Latent", "LatentError", "coarse_cutoff", "seed_noise", "seeds_to_z", "synthesize_latents"]
 
 
 class LatentError(GanfactoryError, ValueError):
@@ -37,6 +42,16 @@ def seed_item_id(seed: int) -> str:
     factory's LabeledDataset samples): ``seed`` and at least six digits. (Image files in folders for people follow
     NVlabs' ``seed0042.png`` instead: ``ganfactory.gan.sampling.seed_file_stem``.)"""
     return f"seed{int(seed):06d}"
+
+
+def coarse_cutoff(G) -> int:
+    """The number of "coarse" style layers DatasetGAN truncates: the first half of ``G.num_ws`` (rounded down).
+
+    Why half: DatasetGAN's car generator (StyleGAN1, 512 px, 16 style layers) truncates the first 8 with psi 0.7
+    (train_interpreter.py: ``Truncation(max_layer=8, threshold=0.7)``; cat and bedroom at 256 px: 7 of 14), the
+    layers that set pose and shape, and leaves the fine layers (colour, texture) untruncated. At 64 px (10 style
+    layers) half is 5: the 4 px and 8 px blocks and the first layer of 16 px."""
+    return int(G.num_ws) // 2
 
 
 def seed_noise(G, seeds: list[int]) -> dict[str, Tensor]:
@@ -59,6 +74,8 @@ class Latent:
     seed: int | None = None
     """Set when ``ws`` (and the noise) came from this seed: then only the seed is stored."""
     truncation_psi: float = 1.0
+    truncation_cutoff: int | None = None
+    """Seed latents: truncation applied to the first this many style layers only (None = all)."""
 
     def __post_init__(self) -> None:
         if self.noise_mode not in NOISE_MODES:
@@ -70,18 +87,25 @@ class Latent:
             raise LatentError(f"ws must be [num_ws, w_dim], got {list(self.ws.shape)}")
 
     @classmethod
-    def from_seed(cls, G, seed: int, truncation_psi: float = 1.0, noise_mode: str = "const") -> Latent:
+    def from_seed(cls, G, seed: int, truncation_psi: float = 1.0, noise_mode: str = "const",
+                  truncation_cutoff: int | None = None) -> Latent:
         """The latent of ``seed`` as ``ganfactory.gan.sampling.generate`` draws it (``seeds_to_z``; noise from
-        ``seed_noise`` for mode 'random'). ``ws`` is kept on the CPU."""
+        ``seed_noise`` for mode 'random'; truncation on the first ``truncation_cutoff`` layers, None = all).
+        ``ws`` is kept on the CPU."""
         with torch.no_grad():
-            ws = G.mapping(seeds_to_z([seed], G.z_dim).to(G.w_avg.device), None, truncation_psi=truncation_psi)[0]
+            ws = G.mapping(seeds_to_z([seed], G.z_dim).to(G.w_avg.device), None, truncation_psi=truncation_psi,
+                           truncation_cutoff=truncation_cutoff)[0]
         noise = seed_noise(G, [seed]) if noise_mode == "random" else None
-        return cls(ws.cpu(), noise_mode, noise, int(seed), float(truncation_psi))
+        cutoff = None if truncation_cutoff is None else int(truncation_cutoff)
+        return cls(ws.cpu(), noise_mode, noise, int(seed), float(truncation_psi), cutoff)
 
     def to_json(self) -> dict:
         if self.seed is not None:
-            return {"kind": "seed", "seed": self.seed, "truncation_psi": self.truncation_psi,
+            spec = {"kind": "seed", "seed": self.seed, "truncation_psi": self.truncation_psi,
                     "noise_mode": self.noise_mode}
+            if self.truncation_cutoff is not None:
+                spec["truncation_cutoff"] = self.truncation_cutoff
+            return spec
         return {"kind": "ws", "noise_mode": self.noise_mode}
 
     def arrays(self) -> dict[str, np.ndarray]:

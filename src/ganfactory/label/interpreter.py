@@ -36,7 +36,7 @@ from ganfactory.label.pixel_mlp import PixelMLP, fold_batchnorm
 from ganfactory.label.uncertainty import image_score
 from ganfactory.schema import Schema
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "PREDICT_BUDGET", "Interpreter", "Prediction", "load_interpreter"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "PREDICT_BUDGET", "Interpreter", "Prediction", "load_interpreter", "on_classes"]
 
 FORMAT = "ganfactory.interpreter"
 FORMAT_VERSION = 1
@@ -54,6 +54,25 @@ class Prediction:
     """[N] per-image uncertainty: mean of the top 10% pixels."""
     keypoints: np.ndarray | None
     """[N, K, 3] ``(x, y, visible)`` in label pixels (centres at integers), or None without keypoint heads."""
+
+
+def on_classes(label: Tensor, x: Tensor, y: Tensor, classes: Sequence[Sequence[int]], radius: int = 1) -> Tensor:
+    """[K] bool: keypoint k at (x[k], y[k]) (pixel centres at integers) has a pixel of one of ``classes[k]`` within
+    ``radius`` pixels in the [S, S] ``label`` map (class ids); False outside the image.
+
+    Why: the renderer's visibility rule (a visible hub lies on a wheel, a visible lamp on a light), applied to the
+    interpreter's own labels, so that a point behind the body is not called visible because a heatmap peaked."""
+    size = label.shape[0]
+    out = torch.zeros(len(classes), dtype=torch.bool)
+    for k, wanted in enumerate(classes):
+        if not (torch.isfinite(x[k]) and torch.isfinite(y[k])):
+            continue
+        col, row = int(round(float(x[k]))), int(round(float(y[k])))
+        if not (0 <= col < size and 0 <= row < size):
+            continue
+        window = label[max(row - radius, 0):row + radius + 1, max(col - radius, 0):col + radius + 1]
+        out[k] = bool(torch.isin(window.long(), torch.tensor(list(wanted), dtype=torch.long)).any())
+    return out
 
 
 PREDICT_BUDGET = 1 << 28
@@ -135,7 +154,10 @@ class Interpreter:
             if self.keypoint_head is not None:
                 heat = torch.sigmoid(self._heads([self.keypoint_head], one)[0])
                 x, y, peak = refine_peaks(heat.reshape(1, size, size, -1).permute(0, 3, 1, 2))
-                kp_rows.append(torch.stack([x, y, (peak >= self.config.keypoint_threshold).float()], -1)[0].cpu())
+                visible = (peak >= self.config.keypoint_threshold)[0].cpu()
+                if self.config.keypoint_classes is not None:
+                    visible &= on_classes(labels[-1], x[0].cpu(), y[0].cpu(), self.config.keypoint_classes)
+                kp_rows.append(torch.stack([x[0].cpu(), y[0].cpu(), visible.float()], -1))
         js = torch.stack(js_maps)
         keypoints = torch.stack(kp_rows).numpy() if kp_rows else None
         return Prediction(torch.stack(labels).numpy(), js, image_score(js), keypoints)

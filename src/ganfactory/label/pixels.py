@@ -88,10 +88,15 @@ def _label_at(label: np.ndarray, size: int) -> Tensor:
     return torch.from_numpy(np.array(label, dtype=np.int64))
 
 
-def _keypoints_at(keypoints, image_size: int, size: int) -> Tensor:
-    """[K, 2] float32 (x, y) of keypoint rows at the label resolution ``size`` (NaN = unavailable)."""
+def _keypoints_at(keypoints, image_size: int, size: int, visible_only: bool = False) -> Tensor:
+    """[K, 2] float32 (x, y) of keypoint rows at the label resolution ``size`` (NaN = unavailable, and with
+    ``visible_only`` also = hidden: a hidden point then has target 0 everywhere)."""
     s = size / image_size
-    return torch.from_numpy(scale_keypoints(keypoints_from_rows(keypoints), s, s)[:, :2]).float()
+    rows = scale_keypoints(keypoints_from_rows(keypoints), s, s)
+    xy = rows[:, :2].copy()
+    if visible_only:
+        xy[~(rows[:, 2] > 0)] = np.nan
+    return torch.from_numpy(xy).float()
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,7 +153,7 @@ def collect_pixels(G, images: Sequence[TrainingImage], schema: Schema, config: I
             tr = sample_positions(label, config.pixels_per_image, val, config.class_balanced, gen)
             plan += [("train", tr, label.reshape(-1)[tr]), ("held", val, label.reshape(-1)[val])]
         if want_kp and im.keypoints:
-            kps = _keypoints_at(im.keypoints, image_size, size)
+            kps = _keypoints_at(im.keypoints, image_size, size, config.keypoint_visible_only)
             near = _near_keypoints(kps, size, 3 * config.keypoint_sigma)
             val = sample_positions(blank, _holdout(config, size), None, False, gen)
             rand = sample_positions(blank, config.pixels_per_image, val, False, gen)

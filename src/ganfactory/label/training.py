@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ganfactory.label.config import InterpreterConfig, hidden_widths
 from ganfactory.label.interpreter import Interpreter
-from ganfactory.label.pixel_mlp import PixelMLP, fit_pixel_model
+from ganfactory.label.pixel_mlp import PixelMLP, class_weights, fit_pixel_model
 from ganfactory.label.pixels import TrainingImage, collect_pixels
 from ganfactory.schema import Schema
 
@@ -25,12 +25,15 @@ class TrainReport:
     """What a training run did."""
 
     heldout_accuracy: tuple[float, ...]
-    """Best held-out pixel accuracy of each ensemble member."""
+    """Best held-out pixel accuracy of each ensemble member (mean per-class accuracy with class weighting)."""
     epochs: tuple[int, ...]
+    """Epochs each member kept: the early stop's best epoch (also the final fit's length when it ran)."""
     train_pixels: int
     heldout_pixels: int
     seconds: float
     keypoint_heldout_loss: float | None = None
+    final_fit: bool = False
+    """Whether the kept models were refitted on every annotated pixel (``InterpreterConfig.final_fit``)."""
 
 
 def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
@@ -50,26 +53,43 @@ def train_interpreter(G, images: Sequence[TrainingImage], schema: Schema,
     x, y, xv, yv = (t.to(device) for t in (pixels.x, pixels.y, pixels.x_val, pixels.y_val))
     class_ids = list(schema.class_ids)
     hidden = hidden_widths(config, len(class_ids))
+    weight = class_weights(pixels.y, len(class_ids), config.class_weighting)
     models, accs, epochs = [], [], []
     for m in tqdm(range(config.num_models), desc="ensemble", unit="model", disable=not progress):
-        mgen = torch.Generator().manual_seed(config.seed * 1000 + m + 1)
-        model = PixelMLP(taps.dim, len(class_ids), hidden)
-        model.reset(mgen)
-        model.to(device)
-        acc, ep = fit_pixel_model(model, x, y, xv, yv, config, mgen)
+        model = _fit(taps.dim, len(class_ids), hidden, config, config.seed * 1000 + m + 1, x, y, xv, yv, device,
+                     "ce", weight)
         models.append(model)
-        accs.append(acc)
-        epochs.append(ep)
+        accs.append(model.score)
+        epochs.append(model.kept_epochs)
     kp_model, kp_loss = None, None
     if pixels.keypoints is not None:
         kx, ky, kxv, kyv = (t.to(device) for t in pixels.keypoints)
-        kgen = torch.Generator().manual_seed(config.seed * 1000 + 999)
-        kp_model = PixelMLP(taps.dim, len(schema.keypoints), hidden)
-        kp_model.reset(kgen)
-        kp_model.to(device)
-        score, _ = fit_pixel_model(kp_model, kx, ky, kxv, kyv, config, kgen, loss="bce")
-        kp_loss = -score
+        kp_model = _fit(taps.dim, len(schema.keypoints), hidden, config, config.seed * 1000 + 999, kx, ky, kxv, kyv,
+                        device, "bce", None)
+        kp_loss = -kp_model.score
     interp = Interpreter(taps, schema, models, kp_model, config)
     report = TrainReport(tuple(accs), tuple(epochs), int(x.shape[0]), int(xv.shape[0]), time.perf_counter() - t0,
-                         kp_loss)
+                         kp_loss, config.final_fit)
     return interp, report
+
+
+def _fit(dim: int, out: int, hidden, config: InterpreterConfig, seed: int, x, y, xv, yv, device, loss: str,
+         weight) -> PixelMLP:
+    """One ensemble member: early stopping on the held-out pixels picks the epoch count; with ``final_fit`` the
+    member is then trained again from the same initialisation (and the same random stream) on the training and
+    held-out pixels together for exactly that many epochs. The returned model carries ``score`` (the early stop's
+    best held-out score) and ``kept_epochs``."""
+    gen = torch.Generator().manual_seed(seed)
+    model = PixelMLP(dim, out, hidden)
+    model.reset(gen)
+    model.to(device)
+    score, _, best_epoch = fit_pixel_model(model, x, y, xv, yv, config, gen, loss=loss, weight=weight)
+    if config.final_fit:
+        gen = torch.Generator().manual_seed(seed)
+        model = PixelMLP(dim, out, hidden)
+        model.reset(gen)
+        model.to(device)
+        fit_pixel_model(model, torch.cat([x, xv]), torch.cat([y, yv]), None, None, config, gen, loss=loss,
+                        weight=weight, epochs=max(best_epoch, 1))
+    model.score, model.kept_epochs = score, best_epoch
+    return model

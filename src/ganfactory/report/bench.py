@@ -20,6 +20,7 @@ from ganfactory.report.html import (
     label_overlay,
     legend,
     line_chart,
+    scatter_chart,
     table,
 )
 from ganfactory.schema import Schema
@@ -27,7 +28,11 @@ from ganfactory.schema import Schema
 __all__ = ["write_bench_report"]
 
 ARM_TITLES = {"few": "1. few-shot (16 real labels)", "inversion": "2. DatasetGAN, inversion route",
-              "annotator": "3. DatasetGAN, annotator route", "full": "4. fully supervised (full split)"}
+              "annotator": "3. DatasetGAN, annotator route",
+              "mixed": "4. DatasetGAN + the 16 real labels (mixed batches)",
+              "full": "5. fully supervised (full split)"}
+PROTOCOL_TITLES = {"seen": "Seen cars (few / full / test: the 16 labels show nearly every test car)",
+                   "unseen": "Unseen cars (few-u / full-u / test-u: the test cars are in no label; the headline)"}
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;max-width:1160px;color:#222}
@@ -53,37 +58,26 @@ def _rgb(c) -> str:
     return f"rgb({c[0]},{c[1]},{c[2]})"
 
 
-def write_bench_report(run: str | Path, out: str | Path | None = None,
-                       title: str = "ganfactory cars benchmark", sections: tuple[str, ...] = ()) -> Path:
-    """Write ``run``/report/index.html (or ``out``) from ``run``/results.json; returns its path. ``sections``: more
-    HTML (a caller's own results, e.g. the demo's reconstructions), placed before the configuration."""
-    run = Path(run)
-    results = json.loads((run / "results.json").read_text())
-    config = results["config"]
-    arms = results["arms"]
+def _protocol_section(run: Path, name: str, proto: dict, results: dict, config: dict, k: int, colors: dict,
+                      target: Schema, headed: bool, why: dict[str, str]) -> str:
+    """One protocol's results table, per-class IoU, keypoints, test images, sweep and uncertainty."""
+    arms = proto["arms"]
     names = results["classes"]
-    test_ds = LabeledDataset(results["data"]["test"])
-    target, _ = relabelled(test_ds.schema, config["classes"])
-    target = Schema(target.classes, test_ds.schema.keypoints)
-    k = int(config["sample_images"])
+    root = run / proto.get("root", ".")
+    parts = []
+    if headed:
+        parts.append(f"<h2>{escape(PROTOCOL_TITLES.get(name, name))}</h2>")
+        if proto.get("held_out_car_ids"):
+            parts.append(f'<p class="note">Held out of every label, the only cars of the test: '
+                         f'{escape(", ".join(proto["held_out_car_ids"]))}.</p>')
+    parts.append(f'<p class="note">{proto["test_images"]} real test images ({escape(proto["data"]["test"])}).</p>')
+    verdict = datasetgan_verdict(arms)
+    if verdict:
+        reason = why.get("wins" if verdict.startswith("DatasetGAN wins") else "loses", "")
+        parts.append(f'<p class="verdict"><b>{escape(verdict)}</b> {escape(reason)}</p>')
+    test_ds = LabeledDataset(proto["data"]["test"])
     test = load_data(test_ds, config["resolution"], range(min(k, len(test_ds))),
                      table_between(test_ds.schema, target), target)
-    colors = {c.id: c.color for c in target.classes}
-    parts = [f"<h1>{escape(title)}{' (quick)' if results['quick'] else ''}</h1>"]
-    if results["quick"]:
-        parts.append('<p class="quick"><b>quick run</b>: tiny splits and budgets; it proves the wiring, not the '
-                     "science. Do not read the numbers as results.</p>")
-    parts.append(f'<p class="note">Generator <code>{escape(results["generator"])}</code>; every arm trains the same '
-                 f'network ({escape(config["train"]["architecture"])}, {config["train"]["iterations"]} iterations x '
-                 f'batch {config["train"]["batch_size"]}) and is scored on {results["test_images"]} real test images '
-                 f'at {config["resolution"]} px in {escape(config["classes"])} (mIoU from one dataset-level confusion '
-                 "matrix, background included; PCK at 0.1 of the object's bounding-box size over visible "
-                 "keypoints).</p>")
-    from ganfactory.gan.io import BUILTIN_GENERATORS
-
-    if results["generator"] in BUILTIN_GENERATORS:
-        parts.append(f'<p class="note">About the generator: {escape(BUILTIN_GENERATORS[results["generator"]])}</p>')
-
     # results table
     rows = []
     for arm, title in ARM_TITLES.items():
@@ -91,26 +85,26 @@ def write_bench_report(run: str | Path, out: str | Path | None = None,
             s = arms[arm]
             rows.append([title, s["train_samples"], _fmt(s["miou"]), _fmt(s["pixel_accuracy"]),
                          _fmt(s.get("pck", {}).get("pck")), f"{s['train_seconds']:.0f} s"])
-    parts.append("<h2>Results</h2>" + table(["arm", "training samples", "mIoU", "pixel acc.", "PCK@0.1",
+    parts.append("<h3>Results</h3>" + table(["arm", "training samples", "mIoU", "pixel acc.", "PCK@0.1",
                                              "training time"], rows))
 
     # per-class IoU
     series = {ARM_TITLES[a].split(" (")[0]: [arms[a]["per_class_iou"].get(n) for n in names]
               for a in ARM_TITLES if a in arms}
-    parts.append("<h2>Per-class IoU</h2>" + bar_chart(names, series))
+    parts.append("<h3>Per-class IoU</h3>" + bar_chart(names, series))
     parts.append(table(["arm"] + names, [[label] + [_fmt(v, 2) for v in vals] for label, vals in series.items()]))
 
     # keypoints
     kp_arms = [a for a in ARM_TITLES if a in arms and "pck" in arms[a]]
     if kp_arms and results["keypoints"]:
-        parts.append("<h2>PCK@0.1 per keypoint</h2>" + table(
+        parts.append("<h3>PCK@0.1 per keypoint</h3>" + table(
             ["keypoint"] + kp_arms,
             [[name] + [_fmt(arms[a]["pck"]["per_keypoint"][j], 2) for a in kp_arms]
              for j, name in enumerate(results["keypoints"])]))
 
     # sample grids
     sample_rows, header = [], ["image", "truth"] + [a for a in ARM_TITLES if a in arms]
-    preds = {a: np.load(run / "arms" / a / "samples.npz") for a in ARM_TITLES if a in arms}
+    preds = {a: np.load(root / "arms" / a / "samples.npz") for a in ARM_TITLES if a in arms}
     for i in range(len(test)):
         image = test.images[i].numpy()
         truth_kp = test.keypoints[i].numpy()
@@ -120,7 +114,7 @@ def write_bench_report(run: str | Path, out: str | Path | None = None,
             kp = preds[a]["keypoints"][i] if "keypoints" in preds[a].files else None
             row.append(label_overlay(image, preds[a]["labels"][i], colors, keypoints=kp))
         sample_rows.append(row)
-    parts.append("<h2>Test images and each arm's labels</h2>"
+    parts.append("<h3>Test images and each arm's labels</h3>"
                  '<p class="note">Keypoints as white squares (truth: the visible ones; arms: every predicted '
                  "point).</p>")
     parts.append(legend([(c.name, _rgb(c.color)) for c in target.classes if c.id]))
@@ -128,20 +122,20 @@ def write_bench_report(run: str | Path, out: str | Path | None = None,
                        raw=True))
 
     # synthetic data: sweep and uncertainty
-    if results["sweep"]:
+    if proto["sweep"]:
         lines = {}
-        for row in results["sweep"]:
+        for row in proto["sweep"]:
             key = f"{row['route']}, {'filtered' if row['filtered'] else 'unfiltered'}"
             lines.setdefault(key, []).append((row["candidates"], row["miou"]))
-        parts.append("<h2>mIoU against the number of synthetic samples</h2>"
+        parts.append("<h3>mIoU against the number of synthetic samples</h3>"
                      f'<p class="note">Trained on the first N synthesized candidates; "filtered" drops the '
                      f'{config["filter_fraction"]:.0%} of them the interpreter ensemble disagrees on most.</p>')
         parts.append(line_chart({k: sorted(v) for k, v in lines.items()}, xlabel="synthetic candidates N"))
         parts.append(table(["route", "candidates", "filtered", "training samples", "mIoU", "PCK@0.1"],
                            [[r["route"], r["candidates"], "yes" if r["filtered"] else "no", r["train_samples"],
-                             _fmt(r["miou"]), _fmt(r["pck"])] for r in results["sweep"]]))
-    for route, u in results["uncertainty"].items():
-        synth = LabeledDataset(run / "arms" / route / "synthetic")
+                             _fmt(r["miou"]), _fmt(r["pck"])] for r in proto["sweep"]]))
+    for route, u in proto["uncertainty"].items():
+        synth = LabeledDataset(root / "arms" / route / "synthetic")
         index = {sid: i for i, sid in enumerate(synth.ids)}
         removed = [index[r] for r in u["removed"]]
         shown = sorted(removed, key=lambda i: -u["scores"][i])[:12]
@@ -150,7 +144,7 @@ def write_bench_report(run: str | Path, out: str | Path | None = None,
             image, label, meta = synth[i]
             schema_colors = {c.id: c.color for c in synth.schema.classes}
             tiles.append([image, label_overlay(image, label, schema_colors)])
-        parts.append(f"<h2>Uncertainty of the {escape(route)} route's synthetic data</h2>"
+        parts.append(f"<h3>Uncertainty of the {escape(route)} route's synthetic data</h3>"
                      f'<p class="note">{len(removed)} of {u["candidates"]} candidates removed (the '
                      f'{u["fraction"]:.0%} most uncertain; red, right of the dashed line at '
                      f'{_fmt(u["threshold"], 4)}).</p>')
@@ -163,8 +157,89 @@ def write_bench_report(run: str | Path, out: str | Path | None = None,
                          + embed_png(image_grid(grid_rows), scale=2, alt="removed samples") + "</div>")
         parts.append('<div class="cols">' + "".join(cells) + "</div>")
 
-    parts.extend(sections)
+    return "\n".join(parts)
 
+
+def datasetgan_verdict(arms: dict) -> str | None:
+    """One sentence: does DatasetGAN (its best arm) beat the 16 real labels alone here, by how much, and where the
+    difference sits (the classes of the largest IoU gap)?"""
+    if "few" not in arms:
+        return None
+    routes = {a: arms[a]["miou"] for a in ("inversion", "annotator", "mixed") if a in arms}
+    if not routes:
+        return None
+    best = max(routes, key=routes.get)
+    few = arms["few"]["miou"]
+    diff = routes[best] - few
+    label = ARM_TITLES[best].split(". ", 1)[1].split(" (")[0]
+    gaps = {c: (arms[best]["per_class_iou"].get(c) or 0.0) - (v or 0.0)
+            for c, v in arms["few"].get("per_class_iou", {}).items()}
+    if diff > 0:
+        top = sorted(gaps, key=lambda c: -gaps[c])[:2]
+        where = ", ".join(f"{c} {gaps[c]:+.2f}" for c in top if gaps[c] > 0)
+        return (f"DatasetGAN wins here: {label} reaches {routes[best]:.3f} mIoU against {few:.3f} for the 16 real "
+                f"labels alone (+{diff:.3f}" + (f"; most on {where} IoU)." if where else ")."))
+    top = sorted(gaps, key=lambda c: gaps[c])[:2]
+    where = ", ".join(f"{c} {gaps[c]:+.2f}" for c in top if gaps[c] < 0)
+    return (f"DatasetGAN loses here: its best arm ({label}) reaches {routes[best]:.3f} mIoU, {-diff:.3f} below the "
+            f"16 real labels alone ({few:.3f})" + (f", most on {where} IoU." if where else "."))
+
+
+def write_bench_report(run: str | Path, out: str | Path | None = None,
+                       title: str = "ganfactory cars benchmark", why: dict[str, str] | None = None,
+                       sections: tuple[str, ...] = ()) -> Path:
+    """Write ``run``/report/index.html (or ``out``) from ``run``/results.json; returns its path. ``why``: a sentence
+    to follow the verdict when DatasetGAN 'wins' or 'loses' (the demo's). ``sections``: more HTML (a caller's own
+    results, e.g. the demo's reconstructions), placed before the configuration."""
+    run = Path(run)
+    results = json.loads((run / "results.json").read_text())
+    config = results["config"]
+    test_schema = LabeledDataset(results["data"]["test"]).schema
+    target, _ = relabelled(test_schema, config["classes"])
+    target = Schema(target.classes, test_schema.keypoints)
+    k = int(config["sample_images"])
+    colors = {c.id: c.color for c in target.classes}
+    parts = [f"<h1>{escape(title)}{' (quick)' if results['quick'] else ''}</h1>"]
+    if results["quick"]:
+        parts.append('<p class="quick"><b>quick run</b>: tiny splits and budgets; it proves the wiring, not the '
+                     "science. Do not read the numbers as results.</p>")
+    parts.append(f'<p class="note">Generator <code>{escape(results["generator"])}</code>; every arm trains the same '
+                 f'network ({escape(config["train"]["architecture"])}, {config["train"]["iterations"]} iterations x '
+                 f'batch {config["train"]["batch_size"]}) and is scored on real test images '
+                 f'at {config["resolution"]} px in {escape(config["classes"])} (mIoU from one dataset-level confusion '
+                 "matrix, background included; PCK at 0.1 of the object's bounding-box size over visible "
+                 "keypoints).</p>")
+    parts.append(f'<p class="note">Sampling: truncation psi {config.get("truncation_psi", 1.0)} on '
+                 f'{escape(config.get("truncation_layers", "all"))} style layers, noise mode '
+                 f'{escape(config.get("noise_mode", "const"))}; keypoint fix '
+                 f'{"on" if config.get("keypoint_fix") else "off"}; interpreter class weighting '
+                 f'{escape(config.get("class_weighting", "none"))}, final fit '
+                 f'{"on" if config.get("final_fit") else "off"}.</p>')
+    from ganfactory.gan.io import BUILTIN_GENERATORS
+
+    if results["generator"] in BUILTIN_GENERATORS:
+        parts.append(f'<p class="note">About the generator: {escape(BUILTIN_GENERATORS[results["generator"]])}</p>')
+    protocols = results.get("protocols") or {"seen": {**results, "root": "."}}
+    if len(protocols) > 1:
+        parts.append("<h2>Both protocols</h2>" + table(
+            ["arm"] + [f"{p} cars mIoU" for p in protocols] + [f"{p} cars PCK@0.1" for p in protocols],
+            [[t] + [_fmt(protocols[p]["arms"].get(a, {}).get("miou")) for p in protocols]
+             + [_fmt(protocols[p]["arms"].get(a, {}).get("pck", {}).get("pck")) for p in protocols]
+             for a, t in ARM_TITLES.items() if any(a in protocols[p]["arms"] for p in protocols)]))
+    for name, proto in protocols.items():
+        parts.append(_protocol_section(run, name, proto, results, config, k, colors, target, len(protocols) > 1,
+                                       why or {}))
+    if results.get("generator_sweep"):
+        rows = results["generator_sweep"]
+        parts.append(f"<h2>Does accuracy follow the generator? (annotator route, {escape(rows[0]['protocol'])} "
+                     "cars)</h2><p class=\"note\">The annotator route run with each generator checkpoint; KID against "
+                     "real renders of the protocol's full split (lower is better).</p>")
+        parts.append(scatter_chart([(r["kid"], r["miou"], Path(r["generator"]).name) for r in rows],
+                                   xlabel="KID (random-feature ResNet-18; lower = closer to the real images)"))
+        parts.append(table(["generator", "KID", "mIoU", "PCK@0.1"],
+                           [[r["generator"], _fmt(r["kid"], 5), _fmt(r["miou"]), _fmt(r["pck"])] for r in rows]))
+
+    parts.extend(sections)
     # configuration
     timing_rows = [[k, f"{v:.1f} s"] for k, v in results["timings"].items()]
     parts.append("<h2>Configuration, seeds and timing</h2>")

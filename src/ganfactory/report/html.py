@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["PALETTE", "bar_chart", "embed_png", "escape", "histogram", "image_grid", "label_overlay", "legend",
-           "line_chart", "table"]
+           "line_chart", "scatter_chart", "table"]
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f")
 """Series colours (Tableau 10), in order."""
@@ -194,3 +194,42 @@ def line_chart(series: dict[str, Sequence[tuple[float, float | None]]], width: i
                  f'{escape(xlabel)}</text>')
     keys = legend([(n, PALETTE[i % len(PALETTE)]) for i, n in enumerate(series)])
     return f'<svg width="{width}" height="{height}" class="chart">{"".join(parts)}</svg>{keys}'
+
+
+def scatter_chart(points: Sequence[tuple[float, float, str]], width: int = 540, height: int = 240,
+                  ymax: float = 1.0, xlabel: str = "", ylabel: str = "") -> str:
+    """Labelled points (x, y, name) over a linear x axis (KID can be near 0 or negative, so not log-scaled), joined
+    in order of x so that a trend reads at a glance."""
+    pts = sorted((float(x), float(y), str(n)) for x, y, n in points
+                 if x is not None and y is not None and not math.isnan(x) and not math.isnan(y))
+    if not pts:
+        return "<p>no points</p>"
+    left, bottom, top = 40, 36, 10
+    plot_w, plot_h = width - left - 20, height - bottom - top
+    lo, hi = min(p[0] for p in pts), max(p[0] for p in pts)
+    pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
+    lo, hi = lo - pad, hi + pad
+
+    def px(x: float) -> float:
+        return left + plot_w * (x - lo) / (hi - lo)
+
+    def py(y: float) -> float:
+        return top + plot_h - plot_h * min(max(y, 0), ymax) / ymax
+
+    parts = [_axis(left, top, width, plot_h, ymax)]
+    for t in np.linspace(lo, hi, 5):
+        parts.append(f'<text x="{px(t):.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle">'
+                     f'{t:.3g}</text>')
+    if len(pts) > 1:
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y, _ in pts)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{PALETTE[0]}" stroke-width="1.5"/>')
+    for x, y, name in pts:
+        parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="{PALETTE[0]}"><title>{escape(name)}: '
+                     f'{x:.4g}, {y:.3f}</title></circle><text x="{px(x) + 6:.1f}" y="{py(y) - 6:.1f}" '
+                     f'font-size="10">{escape(name)}</text>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 4}" font-size="11" text-anchor="middle">'
+                 f'{escape(xlabel)}</text>')
+    if ylabel:
+        parts.append(f'<text x="12" y="{top + plot_h / 2}" font-size="11" text-anchor="middle" '
+                     f'transform="rotate(-90 12 {top + plot_h / 2})">{escape(ylabel)}</text>')
+    return f'<svg width="{width}" height="{height}" class="chart">{"".join(parts)}</svg>'

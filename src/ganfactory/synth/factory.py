@@ -65,7 +65,11 @@ class SynthConfig:
     """Interpreter directory (``ganfactory interpreter train --out``)."""
     seeds: tuple[int, ...]
     truncation_psi: float = 1.0
+    truncation_cutoff: int | None = None
+    """Truncate only the first this many style layers (DatasetGAN: the coarse half, ``gan.latent.coarse_cutoff``);
+    None = all."""
     noise_mode: str = "const"
+    """'random' draws each sample's noise from its seed (DatasetGAN's fresh noise per image, reproducible)."""
     candidates_per_shard: int = 1000
     """Seeds per shard before uncertainty filtering."""
     filter_fraction: float = 0.0
@@ -126,6 +130,7 @@ def plan_synthesis(config: SynthConfig, out: str | Path, schema, label_resolutio
     provenance = {"producer": "ganfactory synthesize", "generator": config.generator,
                   "interpreter": config.interpreter, "interpreter_sha256": _sha256(weights),
                   "seeds": compact_seeds(config.seeds), "truncation_psi": config.truncation_psi,
+                  **({} if config.truncation_cutoff is None else {"truncation_cutoff": config.truncation_cutoff}),
                   "noise_mode": config.noise_mode, "candidates_per_shard": config.candidates_per_shard,
                   "filter_fraction": config.filter_fraction, "batch_size": config.batch_size,
                   "threads_per_worker": config.threads_per_worker, "label_resolution": label_resolution,
@@ -173,7 +178,8 @@ def _write_shard(plan: DatasetPlan, config: SynthConfig, index: int, G, interpre
     for start in range(0, len(seeds), config.batch_size):
         batch = seeds[start:start + config.batch_size]
         t0 = time.perf_counter()
-        latents = [Latent.from_seed(G, s, config.truncation_psi, config.noise_mode) for s in batch]
+        latents = [Latent.from_seed(G, s, config.truncation_psi, config.noise_mode, config.truncation_cutoff)
+                   for s in batch]
         img, feats = synthesize_latents(G, latents, return_features=True)
         t1 = time.perf_counter()
         pred = interpreter.predict_features({k: feats[k] for k in layers})
@@ -195,12 +201,19 @@ def _write_shard(plan: DatasetPlan, config: SynthConfig, index: int, G, interpre
         kps = [] if keypoints[0] is None else keypoints_to_rows(np.concatenate(keypoints)[i], decimals=4)
         samples.append(LabeledSample(id=seed_item_id(seeds[i]), image=images[i], label=labels[i], keypoints=kps,
                                      uncertainty=round(float(scores[i]), 7),
-                                     latent={"seed": int(seeds[i]), "truncation_psi": config.truncation_psi,
-                                             "noise_mode": config.noise_mode}))
+                                     latent=_latent_meta(seeds[i], config)))
     if config.webdataset:
         _write_tar(plan.root / "wds" / f"{shard_name(index)}.tar", samples)
     write_shard(plan, index, samples)
     return ShardStats(index, len(seeds), len(samples), t_gen, t_lab, time.perf_counter() - t0)
+
+
+def _latent_meta(seed: int, config: SynthConfig) -> dict:
+    """A sample's latent as its meta line records it (enough to regenerate it with ``Latent.from_seed``)."""
+    spec = {"seed": int(seed), "truncation_psi": config.truncation_psi, "noise_mode": config.noise_mode}
+    if config.truncation_cutoff is not None:
+        spec["truncation_cutoff"] = config.truncation_cutoff
+    return spec
 
 
 def _png(array: np.ndarray, mode: str) -> bytes:
