@@ -90,10 +90,12 @@ def test_generate_pngs_match_nvlabs_generate_py(diffs, name):
     """NVlabs' generate.py makes one image per forward pass: our --batch 1 gives its PNG pixels exactly;
     at the default --batch 8 the grouped convolution may sum in another order and move a pixel by 1.
     generate.py does not force fp32, so on a CPU it runs a network's fp16 blocks in half precision; we
-    compute fp32 (equal to their force_fp32 output above), and such pixels differ by at most 1."""
+    compute fp32 (equal to their force_fp32 output above), and such pixels differ by at most 1.
+    On a CPU of another generation than the recording one, a value that rounds at a half level can land on the
+    other side after a few ulps of difference (test_bit_identical_to_nvlabs), so a pixel may also move by 1 there."""
     r = diffs[name]
     fp16 = name == "sg2ada_p4_cond_fp16"
-    assert r["generate_batch1_max_lsb"] == (1 if fp16 else 0), r
+    assert (r["generate_batch1_max_lsb"] == 1) if fp16 else (r["generate_batch1_max_lsb"] <= 1), r
     assert r["generate_batch8_max_lsb"] <= 1, r
     if fp16:
         assert 0 < r["generate_batch1_pixels_off"] < 0.2 * 4 * 16 * 16, r

@@ -24,9 +24,10 @@ def test_stylegan3_repo_stylegan2_matches_their_outputs(ref):
     assert D.config.conv_clamp == 256
     with torch.no_grad():
         ws = G.mapping(ref["z"], truncation_psi=0.7)
-        assert torch.equal(ws, ref["ws_psi07"])
+        # Made on one kind of machine: bit-identical there; another CPU generation's matrix-multiply and conv
+        # kernels sum in another order (seen: the mapping's ws 2e-8 off on an AVX-512 Xeon), hence the bounds.
+        assert (ws - ref["ws_psi07"]).abs().max() <= 1e-6
         assert torch.equal(G.w_avg, ref["w_avg"])
-        # Made on this kind of machine: bit-identical here; 1e-5 allows other CPUs' conv kernels.
         assert (G.synthesis(ws) - ref["img_psi07"]).abs().max() <= 1e-5
         assert (G.synthesis(ws, noise_mode="none") - ref["img_psi07_noise_none"]).abs().max() <= 1e-5
         assert (D(ref["img_psi07"]) - ref["d_logits"]).abs().max() <= 1e-5
