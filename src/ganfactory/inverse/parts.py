@@ -27,28 +27,25 @@ A part head is a directory with ``config.json`` (format header, ``PartHeadConfig
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as nnf
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ganfactory.atomic import atomic_path, write_json
 from ganfactory.datasets.labeled import LabeledDataset
 from ganfactory.errors import GanfactoryError
-from ganfactory.formats import check_format_header
 from ganfactory.inverse.camera import OrbitCamera
 from ganfactory.inverse.data import GROUP_KEYS, camera_from_meta
 from ganfactory.inverse.network import InverseGraphicsNet
 from ganfactory.render import Mesh
 from ganfactory.render.rasterizer import rasterize_mesh
 from ganfactory.schema import Schema
+from ganfactory.weights import find_model_dir, load_weights, read_model_dir, save_model_dir
 
 __all__ = [
     "BUILTIN_PART_HEADS", "FORMAT", "PartCache", "PartHead", "PartHeadConfig", "PartTrainConfig",
@@ -348,49 +345,26 @@ def train_part_head(net: InverseGraphicsNet, cache: PartCache, config: PartTrain
 
 def save_part_head(head: PartHead, path: str | Path, facts: dict | None = None, half: bool = False) -> Path:
     """Write ``head``'s weights and config to the directory ``path`` (weights first, config.json last)."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    dtype = torch.float16 if half else torch.float32
-    tensors = {k: v.detach().to(dtype).contiguous().cpu() for k, v in head.state_dict().items()}
-    with atomic_path(path / "model.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    write_json(path / "config.json", {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                      "part_head": head.config.to_json(), "facts": facts or {}})
-    return path
+    return save_model_dir(head, path, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                       "part_head": head.config.to_json(), "facts": facts or {}}, half)
 
 
 def part_head_path(name_or_path: str | Path) -> Path:
-    """A built-in part head's directory or a part-head directory."""
-    name = str(name_or_path)
-    if name in BUILTIN_PART_HEADS:
-        return Path(str(resources.files("ganfactory") / "assets" / "inverse" / name))
-    path = Path(name).expanduser()
-    if (path / "config.json").is_file():
-        return path
-    raise PartHeadError(f"{name}: not a part-head directory or a built-in part head ({', '.join(BUILTIN_PART_HEADS)})")
+    """A built-in part head's directory, a training run's ``model/``, or a part-head directory."""
+    return find_model_dir(name_or_path, BUILTIN_PART_HEADS, "inverse", PartHeadError,
+                          "a part-head directory or a built-in part head")
 
 
 def load_part_head(name_or_path: str | Path, net: InverseGraphicsNet) -> tuple[PartHead, dict]:
     """(part head in eval mode for ``net``, its config.json)."""
     path = part_head_path(name_or_path)
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise PartHeadError(f"{path}/config.json: cannot read ({e})") from None
-    check_format_header(config, path / "config.json", FORMAT, FORMAT_VERSION, PartHeadError)
+    config, state = read_model_dir(path, FORMAT, FORMAT_VERSION, PartHeadError)
     head_config = PartHeadConfig.from_json(config["part_head"])
     if head_config.faces != net.faces.shape[0] or head_config.latent != net.config.latent:
         raise PartHeadError(f"{path}: the part head is for a network with {head_config.faces} faces and a "
                             f"{head_config.latent}-d code, not {net.faces.shape[0]} and {net.config.latent}")
     head = PartHead.for_network(net, head_config)
-    try:
-        state = load_file(str(path / "model.safetensors"))
-    except (OSError, RuntimeError) as e:
-        raise PartHeadError(f"{path}/model.safetensors: cannot read ({e})") from None
-    try:
-        head.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as e:
-        raise PartHeadError(f"{path}: weights do not match the config ({str(e).splitlines()[0]})") from None
+    load_weights(head, state, path, PartHeadError)
     return head.to(net.faces.device).eval(), config
 
 
