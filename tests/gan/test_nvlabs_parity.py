@@ -54,10 +54,15 @@ def _run_compare(nvlabs_pickle, env_extra):
     return json.loads(res.stdout)
 
 
-def test_bit_exact_with_avx2_kernels(nvlabs_pickle):
+def test_avx2_kernels_match_to_float32_ulps(nvlabs_pickle):
     diffs = _run_compare(nvlabs_pickle, {"ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "2"})
     assert len([k for k in diffs if k.startswith("feat.")]) == 11  # b4: conv1, torgb; 3 x (conv0, conv1, torgb)
-    assert diffs == {k: 0.0 for k in diffs}
+    # Bit-exact on the CPU generation the references were recorded on; on another (seen: an AVX-512 Xeon, whose
+    # discriminator logits came out 3e-7 off with oneDNN held to AVX2) convolutions sum in another order, so only the
+    # mapping must stay exact and the rest within a few float32 ulps.
+    assert {k: v for k, v in diffs.items() if k.startswith(("ws_", "w_avg"))} == {
+        k: 0.0 for k in diffs if k.startswith(("ws_", "w_avg"))}
+    assert max(diffs.values()) <= 4e-6, diffs
 
 
 def test_close_with_default_kernels(nvlabs_pickle):
