@@ -159,8 +159,9 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class _Dist:
-    """Process-group facts, and the two collective operations training needs."""
+class ProcessGroup:
+    """Process-group facts under torchrun (WORLD_SIZE, RANK), and the two collective operations data-parallel
+    training needs; the GAN trainer and the inverse-graphics trainer (``inverse.train``) share it."""
 
     def __init__(self, device: torch.device):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -198,7 +199,7 @@ class Trainer:
         self.resolution = images.shape[-1]
         self.cfg = config.resolved(self.resolution)
         self.device = torch.device(self.cfg.device)
-        self.dist = _Dist(self.device)
+        self.dist = ProcessGroup(self.device)
         if self.cfg.batch % self.dist.world:
             raise GanfactoryError(f"batch {self.cfg.batch} does not split over {self.dist.world} processes")
         if (self.cfg.batch // self.dist.world) % (self.cfg.mbstd_group_size or 1) and self.cfg.mbstd_num_channels:

@@ -243,11 +243,11 @@ def train(config: TrainConfig, out: str | Path, progress: bool = True) -> Path:
     """Train (or resume) into ``out``; returns the weights-only model directory ``out/model``.
 
     Under torchrun (``WORLD_SIZE`` > 1) the processes split every batch; see the module's docstring."""
-    from ganfactory.gan.train import _Dist
+    from ganfactory.gan.train import ProcessGroup
 
     out = Path(out)
     device = config.device
-    ddp = _Dist(torch.device(device))
+    ddp = ProcessGroup(torch.device(device))
     main = ddp.rank == 0
     slices = ddp.world * config.accumulate
     if config.batch % slices:

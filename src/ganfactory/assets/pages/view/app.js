@@ -153,20 +153,12 @@ function showParts() {
   const ul = $("parts");
   ul.replaceChildren();
   for (const [name, objects] of groups) {
-    const li = document.createElement("li");
-    const label = document.createElement("label");
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.checked = true;
-    box.dataset.part = name;
-    box.addEventListener("change", () => { setPartVisible(name, box.checked); });
     const swatch = document.createElement("span");
     swatch.className = "swatch";
-    const info = partOf(objects[0]);
-    swatch.style.background = `rgb(${info.color.join(",")})`;
-    label.append(box, swatch, ` ${name} (${objects.length})`);
-    li.append(label);
-    ul.append(li);
+    swatch.style.background = `rgb(${partOf(objects[0]).color.join(",")})`;
+    const box = checkboxItem(ul, true, [swatch, ` ${name} (${objects.length})`],
+                             (on) => setPartVisible(name, on));
+    box.dataset.part = name;
   }
   $("parts-box").hidden = groups.size === 0;
   $("parts-colour").disabled = groups.size === 0;
@@ -216,33 +208,36 @@ function listNodes(root) {
   return nodes;
 }
 
+// One row of a toggle list: <li><label><input type=checkbox> ...content</label></li>, appended to ``list``;
+// returns the checkbox (callers tag it for scripts and tests).
+function checkboxItem(list, checked, content, onChange) {
+  const li = document.createElement("li");
+  const label = document.createElement("label");
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.checked = checked;
+  box.addEventListener("change", () => onChange(box.checked));
+  label.append(box, ...content);
+  li.append(label);
+  list.append(li);
+  return box;
+}
+
 function showInfo() {
   const ul = $("nodes");
   ul.replaceChildren();
   for (const node of gltfInfo.nodes) {
-    const li = document.createElement("li");
-    const label = document.createElement("label");
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.checked = node.object.visible;
-    box.addEventListener("change", () => { node.object.visible = box.checked; render(); });
-    label.append(box, ` ${node.name}` + (node.triangles ? ` (${node.triangles} triangles)` : ""));
-    li.append(label);
-    ul.append(li);
+    checkboxItem(ul, node.object.visible, [` ${node.name}` + (node.triangles ? ` (${node.triangles} triangles)` : "")],
+                 (on) => { node.object.visible = on; render(); });
   }
   const an = $("animations");
   an.replaceChildren();
   for (const clip of gltfInfo.animations) {
-    const li = document.createElement("li");
-    const label = document.createElement("label");
-    const box = document.createElement("input");
-    box.type = "checkbox";
+    const box = checkboxItem(an, false,
+                             [` ${clip.name || "(unnamed)"} (${clip.duration.toFixed(2)} s, ${clip.tracks.length} tracks)`],
+                             (on) => setPlaying(clip.name, on));
     box.dataset.clip = clip.name;
     box.title = "play";
-    box.addEventListener("change", () => setPlaying(clip.name, box.checked));
-    label.append(box, ` ${clip.name || "(unnamed)"} (${clip.duration.toFixed(2)} s, ${clip.tracks.length} tracks)`);
-    li.append(label);
-    an.append(li);
   }
   if (!gltfInfo.animations.length) {
     const li = document.createElement("li");
