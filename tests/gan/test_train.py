@@ -1,5 +1,6 @@
 """Training: a few real iterations on a tiny dataset; exact resume; two processes equal one."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from PIL import Image
 from ganfactory.errors import GanfactoryError
 from ganfactory.gan import load_checkpoint
 from ganfactory.gan.data import load_images
+from ganfactory.gan.io import save_checkpoint
 
 TINY = ["--preset", "cpu32", "--z-dim", "16", "--w-dim", "16", "--channel-base", "128", "--channel-max", "16",
         "--batch", "4", "--r1-interval", "4", "--metric-generated", "16", "--metric-real", "16", "--no-progress"]
@@ -67,15 +69,17 @@ def test_train_writes_snapshots_samples_and_logs(images, tmp_path):
     best = json.loads((out / "best.json").read_text())
     assert best["kid"] == min(k["kid"] for k in kids)
 
-    # a snapshot exported for shipping: the same networks, none of the resume state
+    # a snapshot exported for shipping: the same networks (the training G too), none of the other resume state
     shipped = tmp_path / "shipped"
     res = subprocess.run([sys.executable, "-m", "ganfactory.cli", "import-checkpoint", "--weights-only",
                           out / "snapshots" / snaps[-1], shipped], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in shipped.iterdir()) == ["config.json", "discriminator.safetensors",
-                                                          "generator.safetensors"]
+    assert sorted(p.name for p in shipped.iterdir()) == ["G_train.safetensors", "config.json",
+                                                          "discriminator.safetensors", "generator.safetensors"]
     light = load_checkpoint(shipped)
-    assert light.tensors == {} and "optimizer_param_groups" not in light.extra and light.extra["kimg"] == 0.024
+    assert list(light.tensors) == ["G_train"] and "optimizer_param_groups" not in light.extra
+    assert light.extra["kimg"] == 0.024
+    assert all(torch.equal(v, light.tensors["G_train"][k]) for k, v in ck.tensors["G_train"].items())
     for a, b in ((ck.generator, light.generator), (ck.discriminator, light.discriminator)):
         sa, sb = a.state_dict(), b.state_dict()
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -247,9 +251,16 @@ def test_init_from_starts_at_the_checkpoint_weights(images, tmp_path):
 
     trainer = _tiny_trainer(tmp_path / "b", init_from=str(shipped))
     assert trainer.nimg == 12 and trainer.step_index == 0
-    for a, b in ((src.generator, trainer.G_ema), (src.generator, trainer.G), (src.discriminator, trainer.D)):
-        for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-            assert torch.equal(va, vb), k
+    for a, b in ((src.generator.state_dict(), trainer.G_ema), (src.tensors["G_train"], trainer.G),
+                 (src.discriminator.state_dict(), trainer.D)):
+        got = b.state_dict()
+        assert a.keys() == got.keys() and all(torch.equal(a[k], got[k]) for k in a)
+    assert not all(torch.equal(v, src.tensors["G_train"][k]) for k, v in src.generator.state_dict().items())
+    # a checkpoint without the training G (an older shipped one): G starts as G_ema
+    older = save_checkpoint(dataclasses.replace(src, tensors={}), tmp_path / "older")
+    trainer = _tiny_trainer(tmp_path / "b2", init_from=str(older))
+    want, got = src.generator.state_dict(), trainer.G.state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
     z = seeds_to_z([0, 1, 2], 16)
     with torch.no_grad():
         want = src.generator.synthesis(src.generator.mapping(z), noise_mode="const")

@@ -24,8 +24,9 @@ def register(sub) -> None:
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--weights-only", action="store_true",
-                   help="keep the generator and discriminator only: drop a training snapshot's resume state "
-                        "(non-EMA generator, optimiser moments, RNG); about a third of the size, for shipping")
+                   help="keep the networks' weights only (G_ema, D and a training snapshot's non-EMA generator, "
+                        "which `train-gan --init-from` continues); drop the optimiser moments, RNG and counters: "
+                        "about half the size, for shipping")
     p.set_defaults(func=run_import)
 
     p = sub.add_parser("info", help="describe a checkpoint (architecture, size, provenance)",
@@ -52,7 +53,7 @@ def run_import(args: argparse.Namespace) -> None:
     ckpt = read_checkpoint(args.src, "import-checkpoint")
     ckpt.provenance.setdefault("imported_by", f"ganfactory {__version__}")
     if args.weights_only:
-        ckpt.tensors = {}
+        ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if k == "G_train"}
         ckpt.extra.pop("optimizer_param_groups", None)
     path = save_checkpoint(ckpt, args.dst)
     G = ckpt.generator
