@@ -36,6 +36,7 @@ import torch
 
 from ganfactory.atomic import atomic_path, write_json
 from ganfactory.errors import GanfactoryError
+from ganfactory.workers import die_with_parent
 
 __all__ = [
     "AZIMUTH_BINS",
@@ -294,9 +295,7 @@ _WORKER: dict = {}
 
 
 def _pool_init(settings: MultiviewSettings, out: str) -> None:
-    from ganfactory.synth.factory import _die_with_parent
-
-    _die_with_parent()
+    die_with_parent()
     torch.set_num_threads(settings.threads_per_worker)
     _WORKER.update(models=_load_models(settings), settings=settings, out=Path(out))
 

@@ -48,6 +48,7 @@ from ganfactory.gan.networks import NOISE_MODES
 from ganfactory.gan.sampling import to_uint8
 from ganfactory.keypoints import keypoints_to_rows
 from ganfactory.label.uncertainty import filter_most_uncertain
+from ganfactory.workers import die_with_parent
 
 __all__ = ["BACKENDS", "ShardStats", "SynthConfig", "SynthReport", "compact_seeds", "kept_per_block", "plan_synthesis",
            "synthesize", "todo_shards", "write_synth_shard"]
@@ -269,20 +270,8 @@ def _load_models(config: SynthConfig):
 _WORKER: dict = {}
 
 
-def _die_with_parent() -> None:
-    """Linux: a worker process gets SIGKILL when its parent dies, so that a killed run leaves no orphan still
-    writing shards while a resumed run writes the same ones."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)      # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _pool_init(config: SynthConfig, root: str, plan_args: tuple) -> None:
-    _die_with_parent()
+    die_with_parent()
     torch.set_num_threads(config.threads_per_worker)
     G, interp = _load_models(config)
     _WORKER.update(G=G, interp=interp, config=config, plan=DatasetPlan(Path(root), *plan_args))
