@@ -26,7 +26,8 @@ from torch.autograd.function import once_differentiable
 from ganfactory.render.conventions import BARY_EPS, SCREEN_MULTIPLIER, pixel_centers
 from ganfactory.render.functional.gather import Covered
 
-__all__ = ["select_faces", "barycentrics", "barycentrics_at", "box_ranges", "expand_ranges", "box_pixel_pairs", "IMPLS"]
+__all__ = ["select_faces", "barycentrics", "barycentrics_at", "count_below", "box_ranges", "expand_ranges",
+           "expand_spans", "box_pixel_pairs", "IMPLS"]
 
 IMPLS = ("binned", "dense")
 
@@ -57,22 +58,47 @@ def _edge_weights(v: Tensor, px: Tensor, py: Tensor, eps: float) -> Tensor:
     return torch.stack([w0 / norm, w1 / norm, w2 / norm], dim=-1)
 
 
+def count_below(grid: Tensor, values: Tensor, inclusive: bool = False) -> Tensor:
+    """How many entries of ``grid`` [n] (increasing, evenly spaced) are < ``values`` (<= when inclusive).
+
+    The same int64 counts as ``torch.searchsorted(grid, values, side="right" if inclusive else "left")``,
+    NaN counting as above everything as there, but by arithmetic: the even spacing gives an estimate
+    that rounding can put one entry off, and one comparison with each neighbour corrects it. On the CPU
+    this is several times faster than the binary search (pixel centres are evenly spaced).
+    """
+    n = grid.shape[0]
+    if n < 2:
+        return torch.searchsorted(grid, values.contiguous(), side="right" if inclusive else "left")
+    step = (grid[-1] - grid[0]) / (n - 1)
+    estimate = torch.ceil((values - grid[0]) / step).nan_to_num_(nan=n).clamp_(0, n).long()
+    # grid with -inf and +inf at the ends: entry k of ``padded`` is grid[k - 1].
+    padded = torch.cat([grid.new_full((1,), -torch.inf), grid, grid.new_full((1,), torch.inf)])
+
+    def below(g: Tensor) -> Tensor:
+        return g <= values if inclusive else g < values
+
+    k = estimate - (~below(padded.index_select(0, estimate))).long()  # grid[k - 1] not below: one fewer
+    k = k + below(padded.index_select(0, k + 1)).long()  # grid[k] below: one more
+    return torch.where(torch.isnan(values), n, k.clamp_(0, n))
+
+
 def box_ranges(lo: Tensor, hi: Tensor, xs: Tensor, ys: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Pixel ranges [i_lo, i_hi) x [j_lo, j_hi) whose centres lie in boxes (half-open on the max side).
 
     Args:
         lo, hi: [N, 2] box corners (x, y) in the units of ``xs``/``ys``.
-        xs: [W] increasing pixel-centre x; ys: [H] decreasing pixel-centre y.
+        xs: [W] increasing, evenly spaced pixel-centre x; ys: [H] decreasing, evenly spaced pixel-centre y.
     Returns:
         i_lo, i_hi, j_lo, j_hi [N] int64 with i_hi >= i_lo and j_hi >= j_lo.
     """
-    # Column i is inside when lo_x <= xs[i] < hi_x; searchsorted reproduces those comparisons exactly.
-    i_lo = torch.searchsorted(xs, lo[:, 0].contiguous(), side="left")
-    i_hi = torch.searchsorted(xs, hi[:, 0].contiguous(), side="left")
+    # Column i is inside when lo_x <= xs[i] < hi_x: the columns from (count of xs < lo_x) on, up to
+    # (count of xs < hi_x).
+    i_lo = count_below(xs, lo[:, 0])
+    i_hi = count_below(xs, hi[:, 0])
     # Row j is inside when lo_y <= ys[j] < hi_y, i.e. -hi_y < -ys[j] <= -lo_y on the increasing -ys.
     neg_ys = -ys
-    j_lo = torch.searchsorted(neg_ys, (-hi[:, 1]).contiguous(), side="right")
-    j_hi = torch.searchsorted(neg_ys, (-lo[:, 1]).contiguous(), side="right")
+    j_lo = count_below(neg_ys, -hi[:, 1], inclusive=True)
+    j_hi = count_below(neg_ys, -lo[:, 1], inclusive=True)
     return i_lo, torch.maximum(i_hi, i_lo), j_lo, torch.maximum(j_hi, j_lo)
 
 
@@ -95,6 +121,18 @@ def expand_ranges(
     row = j_lo[box] + torch.div(local, nxb, rounding_mode="floor")
     col = i_lo[box] + local % nxb.clamp(min=1)
     return box, row, col
+
+
+def expand_spans(lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
+    """All (span, k) with lo[span] <= k < hi[span] for int64 spans [N], ordered by span then k.
+
+    Requires hi >= lo. One ``repeat_interleave`` and one gather: k is the pair's position plus the
+    span's offset ``lo - start``.
+    """
+    counts = hi - lo
+    span = torch.repeat_interleave(torch.arange(lo.shape[0], device=lo.device), counts)
+    offset = lo - (torch.cumsum(counts, 0) - counts)
+    return span, torch.arange(span.shape[0], device=lo.device) + offset.index_select(0, span)
 
 
 def box_pixel_pairs(
