@@ -2,11 +2,15 @@
 
 import pytest
 import torch
+from torch.autograd import gradcheck
 
+from ganfactory.render import icosphere
 from ganfactory.render.conventions import pixel_centers
-from ganfactory.render.functional import select_faces
+from ganfactory.render.functional import blinn_phong, face_normals, select_faces, vertex_normals
+from ganfactory.render.functional.gather import gather_rows
 from ganfactory.render.functional.rasterize import corner_bounds, count_below, expand_spans
 from ganfactory.render.functional.soft_mask import _soft_pairs
+from ganfactory.render.functional.vectors import normalize
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -72,3 +76,70 @@ def test_soft_pairs_are_the_boxes_uncovered_pixels(h, knum):
     for p in pix.unique():
         faces = box[pix == p]
         assert torch.equal(faces, faces.sort().values)
+
+
+def test_gather_rows_backward_by_gradcheck():
+    table = torch.rand(7, 3, 2, dtype=torch.float64, requires_grad=True)
+    idx = torch.tensor([0, 3, 3, 6, 1, 0])
+    assert torch.equal(gather_rows(table, idx), table[idx])
+    assert gradcheck(lambda t: gather_rows(t, idx), (table,))
+
+
+def test_normalize_equals_torch_and_passes_gradcheck():
+    x = torch.randn(500, 3)
+    x[0], x[1], x[2] = 0.0, 1e-13, torch.tensor([3e-12, 0.0, 0.0])  # zero, below eps, just above it
+    assert torch.equal(normalize(x), torch.nn.functional.normalize(x, dim=-1, eps=1e-12))
+    y = torch.randn(40, 2, 3, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(normalize, (y,))
+    z = x.double().requires_grad_(True)
+    g = torch.randn_like(z)
+    (normalize(z) * g).sum().backward()
+    want = torch.autograd.grad((torch.nn.functional.normalize(z, dim=-1, eps=1e-12) * g).sum(), z)[0]
+    assert torch.allclose(z.grad, want, rtol=1e-12, atol=0)
+
+
+def test_vertex_normals_equal_the_autograd_formula_and_pass_gradcheck():
+    v, f = icosphere(1)
+    g = torch.Generator().manual_seed(3)
+    verts = (v[None].repeat(2, 1, 1) + 0.1 * torch.randn(2, v.shape[0], 3, generator=g)).double()
+
+    def reference(x):  # the former code: face normals by autograd, one row scatter, F.normalize
+        B, V = x.shape[:2]
+        n = face_normals(x[:, f], unit=False)
+        rows = (f.T.reshape(1, -1) + V * torch.arange(B)[:, None]).reshape(-1)
+        out = x.new_zeros(B * V, 3).index_put_((rows,), n.repeat(1, 3, 1).reshape(-1, 3), accumulate=True)
+        return torch.nn.functional.normalize(out.view(B, V, 3), dim=-1, eps=1e-12)
+
+    assert torch.equal(vertex_normals(verts.float(), f), reference(verts.float()))
+    x = verts.clone().requires_grad_(True)
+    w = torch.randn(verts.shape, generator=g, dtype=torch.float64)
+    (vertex_normals(x, f) * w).sum().backward()
+    want = torch.autograd.grad((reference(x) * w).sum(), x)[0]
+    assert torch.allclose(x.grad, want, rtol=1e-10, atol=1e-12)
+    v0, f0 = icosphere(0)
+    x0 = (v0[None] + 0.1 * torch.randn(1, v0.shape[0], 3, generator=g)).double().requires_grad_(True)
+    assert gradcheck(lambda t: vertex_normals(t, f0), (x0,))
+
+
+def test_blinn_phong_matches_the_einsum_formula():
+    """The elementwise sums over lights and components against the former einsum/matmul version."""
+    g = torch.Generator().manual_seed(5)
+    B, P, L = 3, 50, 2
+    albedo = torch.rand(B, P, 1, 3, generator=g, dtype=torch.float64)
+    n = torch.nn.functional.normalize(torch.randn(B, P, 1, 3, generator=g, dtype=torch.float64), dim=-1)
+    view = torch.nn.functional.normalize(torch.randn(B, P, 1, 3, generator=g, dtype=torch.float64), dim=-1)
+    light = torch.nn.functional.normalize(torch.randn(B, L, 3, generator=g, dtype=torch.float64), dim=-1)
+    diffuse, specular = torch.rand(B, L, 3, generator=g, dtype=torch.float64), torch.rand(B, L, 3, generator=g,
+                                                                                           dtype=torch.float64)
+    ambient = torch.rand(B, 3, generator=g, dtype=torch.float64)
+    nn = n.reshape(B, -1, 3)
+    ndotl = torch.einsum("bpk,blk->bpl", nn, light).clamp(min=0)
+    h = torch.nn.functional.normalize(view.reshape(B, -1, 1, 3) + light[:, None], dim=-1)
+    ndoth = (nn[:, :, None, :] * h).sum(-1).clamp(min=0)
+    spec = torch.where(ndotl > 0, ndoth.clamp(min=1e-12) ** 8.0, torch.zeros_like(ndoth))
+    want = (albedo.reshape(B, -1, 3) * (ambient[:, None] + ndotl @ diffuse) + spec @ specular).reshape(albedo.shape)
+    got = blinn_phong(albedo, n, view, light, diffuse, ambient, specular, 8.0)
+    assert torch.allclose(got, want, rtol=1e-12, atol=1e-14)
+    assert torch.allclose(blinn_phong(albedo, n, view, light, diffuse, ambient),
+                          (albedo.reshape(B, -1, 3) * (ambient[:, None] + ndotl @ diffuse)).reshape(albedo.shape),
+                          rtol=1e-12, atol=1e-14)
