@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ganfactory.render.camera import Camera
-from ganfactory.render.functional.gather import Covered
+from ganfactory.render.functional.gather import Covered, gather_rows
 from ganfactory.render.functional.rasterize import barycentrics_at, select_faces
 from ganfactory.render.mesh import Mesh
 from ganfactory.render.types import Fragments, RasterSettings
@@ -20,7 +20,10 @@ def project_faces(mesh: Mesh, camera: Camera) -> tuple[Tensor, Tensor]:
         raise ValueError(f"camera batch {camera.batch_size} != mesh batch {mesh.batch_size}")
     verts_view = camera.world_to_view(mesh.verts)
     verts_image = camera.view_to_ndc(verts_view)
-    return verts_view[:, mesh.faces], verts_image[:, mesh.faces]
+    B, V, F = mesh.batch_size, mesh.num_verts, mesh.num_faces
+    rows = (mesh.faces.reshape(1, -1) + V * torch.arange(B, device=mesh.faces.device)[:, None]).reshape(-1)
+    return (gather_rows(verts_view.reshape(B * V, 3), rows).view(B, F, 3, 3),
+            gather_rows(verts_image.reshape(B * V, 2), rows).view(B, F, 3, 2))
 
 
 def front_facing(face_vertices_image: Tensor) -> Tensor:
@@ -62,7 +65,7 @@ def rasterize_mesh(
     w = barycentrics_at(fvi, pixels)
     # Perspective-correct depth: 1 / d = sum_k w_k / d_k with screen-space weights.
     F = fvi.shape[1]
-    corner_depth = -fvv[..., 2].reshape(-1, 3)[pixels.batch * F + pixels.face]  # [P, 3]
+    corner_depth = -gather_rows(fvv[..., 2].reshape(-1, 3), pixels.batch * F + pixels.face)  # [P, 3]
     bary = pixels.spread(w)
     depth = pixels.spread(1.0 / (w / corner_depth).sum(-1))
     return Fragments(face_idx=face_idx, bary=bary, depth=depth, face_vertices_view=fvv,

@@ -8,10 +8,11 @@ import torch
 from torch import Tensor, nn
 
 from ganfactory.render.camera import Camera
-from ganfactory.render.functional.gather import Covered, blend
+from ganfactory.render.functional.gather import Covered, blend, gather_rows
 from ganfactory.render.functional.interpolate import CORNERS, perspective_weights, vertex_normals
 from ganfactory.render.functional.shading import blinn_phong, sh9_irradiance
 from ganfactory.render.functional.texture import sample_texture_at
+from ganfactory.render.functional.vectors import normalize
 from ganfactory.render.mesh import Mesh
 from ganfactory.render.types import DirectionalLights, Fragments, SHLights
 
@@ -117,7 +118,7 @@ class MeshShader(nn.Module):
         w = pixels.take(fragments.bary)
         if self.perspective_correct:
             F = fragments.face_vertices_view.shape[1]
-            depth = -fragments.face_vertices_view[..., 2].reshape(-1, 3)[pixels.batch * F + pixels.face]
+            depth = -gather_rows(fragments.face_vertices_view[..., 2].reshape(-1, 3), pixels.batch * F + pixels.face)
             w = perspective_weights(w, depth)
         base, opacity = albedo_at(mesh, pixels, w)
 
@@ -125,8 +126,8 @@ class MeshShader(nn.Module):
         # Normals and positions in one gather: [P, 6].
         table = torch.cat([vn, mesh.verts], -1).reshape(-1, 6)
         n, position = blend(table, _vertex_rows(mesh, pixels), w).split(3, dim=-1)
-        n = torch.nn.functional.normalize(n, dim=-1, eps=1e-12)
-        to_camera = torch.nn.functional.normalize(camera.position()[pixels.batch] - position, dim=-1)
+        n = normalize(n)
+        to_camera = normalize(gather_rows(camera.position(), pixels.batch) - position)
         # Shade the side that is seen (two-sided faces, and smooth normals at silhouettes).
         n = torch.where(((n * to_camera).sum(-1, keepdim=True) < 0), -n, n)
 

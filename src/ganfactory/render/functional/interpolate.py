@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ganfactory.render.functional.gather import Covered, blend, scatter_add_rows
+from ganfactory.render.functional.vectors import normalize
 
 __all__ = ["interpolate", "perspective_correct", "perspective_weights", "face_normals", "vertex_normals",
            "CORNERS"]
@@ -59,13 +61,42 @@ def face_normals(face_vertices: Tensor, unit: bool = True) -> Tensor:
     """[B, F, 3, 3] corners -> [B, F, 3] normals ``cross(v1 - v0, v2 - v0)`` (counter-clockwise = front)."""
     n = torch.linalg.cross(face_vertices[..., 1, :] - face_vertices[..., 0, :],
                            face_vertices[..., 2, :] - face_vertices[..., 0, :], dim=-1)
-    return torch.nn.functional.normalize(n, dim=-1, eps=1e-12) if unit else n
+    return normalize(n) if unit else n
+
+
+class _AreaWeightedNormals(torch.autograd.Function):
+    """Per-vertex sum of the adjacent faces' ``cross(v1 - v0, v2 - v0)`` (twice the area-weighted normal).
+
+    Forward: gather the corners, one cross product per face, one scatter of the three corners' copies.
+    Backward, with g_f = the sum of the output gradient at the face's three vertices and n = e1 x e2
+    (e1 = v1 - v0, e2 = v2 - v0): dL/de1 = e2 x g_f, dL/de2 = g_f x e1, so v1 receives e2 x g_f, v2
+    receives g_f x e1 and v0 minus both. Autograd's version was a gather, three selects, two
+    subtractions, a cross product and a repeat, each with its own backward.
+    """
+
+    @staticmethod
+    def forward(ctx, verts: Tensor, corners: Tensor) -> Tensor:
+        BV = verts.shape[0]
+        v = verts.index_select(0, corners.reshape(-1)).view(-1, 3, 3)
+        e1, e2 = v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]
+        n = torch.linalg.cross(e1, e2, dim=-1)
+        ctx.save_for_backward(corners, e1, e2)
+        ctx.num_rows = BV
+        return scatter_add_rows(corners.T.reshape(-1), n.repeat(3, 1), BV)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        corners, e1, e2 = ctx.saved_tensors
+        g = grad.index_select(0, corners.reshape(-1)).view(-1, 3, 3).sum(1)
+        g1 = torch.linalg.cross(e2, g, dim=-1)
+        g2 = torch.linalg.cross(g, e1, dim=-1)
+        spread = torch.stack([-(g1 + g2), g1, g2], 1)  # [F', 3 corners, 3]
+        return scatter_add_rows(corners.reshape(-1), spread.reshape(-1, 3), ctx.num_rows), None
 
 
 def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
     """[B, V, 3] unit vertex normals: the area-weighted sum of the adjacent faces' normals."""
     B, V = verts.shape[:2]
-    n = face_normals(verts[:, faces], unit=False)  # [B, F, 3], length = 2 x area
-    rows = (faces.T.reshape(1, -1) + V * torch.arange(B, device=verts.device)[:, None]).reshape(-1)
-    out = scatter_add_rows(rows, n.repeat(1, 3, 1).reshape(-1, 3), B * V).view(B, V, 3)
-    return torch.nn.functional.normalize(out, dim=-1, eps=1e-12)
+    corners = (faces[None] + V * torch.arange(B, device=verts.device)[:, None, None]).reshape(-1, 3)  # [B F, 3]
+    return normalize(_AreaWeightedNormals.apply(verts.reshape(B * V, 3), corners).view(B, V, 3))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ganfactory.render.functional.vectors import normalize
+
 __all__ = ["blinn_phong", "sh9_basis", "sh9_irradiance"]
 
 
@@ -29,18 +31,34 @@ def blinn_phong(
     Returns:
         [B, H, W, C] = albedo * (ambient + sum_l diffuse_l max(0, n.l)) + sum_l specular_l max(0, n.h)^s.
     """
-    B = albedo.shape[0]
-    n = normals.reshape(B, -1, 3)
-    ndotl = torch.einsum("bpk,blk->bpl", n, light_dirs).clamp(min=0)
-    light = ambient[:, None, :] + ndotl @ diffuse  # [B, P, C]
-    out = albedo.reshape(B, -1, albedo.shape[-1]) * light
+    B, C = albedo.shape[0], albedo.shape[-1]
+    n = normals.reshape(B, -1, 1, 3)
+    ndotl = _dot(n, light_dirs[:, None]).clamp(min=0)  # [B, P, L]
+    # Sums over lights and vector components written out: the renderer calls this on P one-pixel
+    # images (one per covered pixel), where einsum's and matmul's batches of tiny products cost several
+    # times these elementwise operations.
+    light = ambient[:, None, :] + _over_lights(ndotl, diffuse)  # [B, P, C]
+    out = albedo.reshape(B, -1, C) * light
     if specular is not None:
-        h = torch.nn.functional.normalize(view_dirs.reshape(B, -1, 1, 3) + light_dirs[:, None], dim=-1)
-        ndoth = (n[:, :, None, :] * h).sum(-1).clamp(min=0)
+        h = normalize(view_dirs.reshape(B, -1, 1, 3) + light_dirs[:, None])
+        ndoth = _dot(n, h).clamp(min=0)
         # Only where the light reaches the surface.
         spec = torch.where(ndotl > 0, ndoth.clamp(min=1e-12) ** shininess, torch.zeros_like(ndoth))
-        out = out + spec @ specular
+        out = out + _over_lights(spec, specular)
     return out.reshape(albedo.shape)
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """Dot products over the last dim (3) of broadcast ``a`` and ``b``."""
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
+def _over_lights(weight: Tensor, colour: Tensor) -> Tensor:
+    """sum_l weight[b, p, l] colour[b, l, :] -> [B, P, C]."""
+    out = weight[..., 0, None] * colour[:, None, 0]
+    for k in range(1, weight.shape[-1]):
+        out = out + weight[..., k, None] * colour[:, None, k]
+    return out
 
 
 def sh9_basis(normals: Tensor) -> Tensor:

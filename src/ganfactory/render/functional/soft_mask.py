@@ -27,7 +27,7 @@ from ganfactory.render.functional.rasterize import (
     box_ranges,
     corner_bounds,
     dense_face_chunks,
-    expand_ranges,
+    expand_spans,
 )
 
 __all__ = ["soft_silhouette", "point_face_sq_distance", "KAOLIN_EPS", "PROD_EPS"]
@@ -98,6 +98,14 @@ class _OneMinusProd(torch.autograd.Function):
         return (grad * prod)[pix] / (q + PROD_EPS), None, None
 
 
+def _edges_and_corners(v: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Each face's three edges as start (x1, y1) and end (x2, y2) corners, [N, 3] each: edge i runs
+    from corner i to corner i + 1 (mod 3), so the starts are also the corners."""
+    x1, y1 = v[:, :, 0], v[:, :, 1]
+    end = v.roll(-1, dims=1)
+    return x1, y1, end[:, :, 0], end[:, :, 1]
+
+
 class _SoftMask(torch.autograd.Function):
     """The soft mask of (pixel, face) pairs in one function: distance, ``exp``, product, with kaolin's
     gradient written out.
@@ -108,18 +116,33 @@ class _SoftMask(torch.autograd.Function):
     the chosen candidate only: a corner ``|q - v|^2``, or an edge ``up^2 / down`` with
     ``up = A x + B y + C`` (A = y2 - y1, B = x1 - x2, C = x2 y1 - x1 y2) and ``down = A^2 + B^2 + eps``.
     Saves the pairs' indices and two numbers per pair instead of autograd's graph of ~40 tensors.
+
+    The candidates are those of ``_candidate_sq_distances`` (the reference, same operations in the same
+    order, so the same values), evaluated for the three edges at once on [N, 3] tensors; the backward
+    gathers the one or two corners of the chosen candidate instead of masking all six.
     """
 
     @staticmethod
     def forward(ctx, fv: Tensor, box: Tensor, px: Tensor, py: Tensor, pix: Tensor, num_pixels: int,
                 sigmainv: float, multiplier: float) -> Tensor:
-        v = fv[box]
-        d = _candidate_sq_distances(v, px, py, multiplier)
-        which = d.argmin(-1, keepdim=True)
-        d2 = d.gather(-1, which).squeeze(-1)
+        v = fv.index_select(0, box)
+        x1, y1, x2, y2 = _edges_and_corners(v)
+        px3, py3 = px[:, None], py[:, None]
+        A = y2 - y1
+        B = x1 - x2
+        C = x2 * y1 - x1 * y2
+        up = A * px3 + B * py3 + C
+        down = A * A + B * B + KAOLIN_EPS
+        x3 = (B * B * px3 - A * B * py3 - A * C) / down
+        y3 = (A * A * py3 - A * B * px3 - B * C) / down
+        outside = (x3 - x1) * (x3 - x2) + (y3 - y1) * (y3 - y2) > 0
+        far = 4 * multiplier * multiplier
+        edges = torch.where(outside, far, up * up / down)
+        corners = (px3 - x1) ** 2 + (py3 - y1) ** 2
+        d = torch.cat([edges, corners], 1)
+        d2, which = d.min(1)
         # A chosen "far" edge (foot outside the segment) is a constant: no gradient.
-        far = (which.squeeze(-1) < 3) & (d2 == 4 * multiplier * multiplier)
-        which = torch.where(far, -1, which.squeeze(-1))
+        which = torch.where((which < 3) & (d2 == far), -1, which)
         p = _prob(d2, sigmainv, multiplier)
         q = 1.0 - p
         prod = torch.ones(num_pixels, dtype=p.dtype, device=p.device).scatter_reduce(0, pix, q, "prod")
@@ -132,27 +155,31 @@ class _SoftMask(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         fv, box, px, py, pix, which, p, prod = ctx.saved_tensors
         m = ctx.multiplier
-        gp = (grad * prod)[pix] / (1.0 - p + PROD_EPS)
+        gp = (grad * prod).index_select(0, pix) / (1.0 - p + PROD_EPS)
         gd = gp * -(p * ctx.sigmainv / m / m)
-        v = fv[box]
+        v = fv.index_select(0, box)
+        is_corner, is_edge = which >= 3, (which >= 0) & (which < 3)
+        # The chosen candidate's first corner: corner k (which = 3 + k) or the start of edge i (which = i).
+        k = torch.where(is_corner, which - 3, which).clamp(min=0)
+        k2 = torch.remainder(k + 1, 3)
+        p1 = v.gather(1, k[:, None, None].expand(-1, 1, 2)).squeeze(1)
+        p2 = v.gather(1, k2[:, None, None].expand(-1, 1, 2)).squeeze(1)
+        x1, y1, x2, y2 = p1[:, 0], p1[:, 1], p2[:, 0], p2[:, 1]
+        # Edge i -> i + 1: d = up^2 / down.
+        A, B = y2 - y1, x1 - x2
+        up = A * px + B * py + (x2 * y1 - x1 * y2)
+        down = A * A + B * B + KAOLIN_EPS
+        g_edge = torch.where(is_edge, gd, torch.zeros_like(gd))
+        g_up = g_edge * 2 * up / down
+        g_down = -g_edge * (up / down) ** 2
+        # Corner k: d = (x - vx)^2 + (y - vy)^2.
+        g_corner = torch.where(is_corner, gd, torch.zeros_like(gd))
+        grad_first = torch.stack([g_up * (py - y2) + g_down * 2 * B + g_corner * -2 * (px - x1),
+                                  g_up * (x2 - px) - g_down * 2 * A + g_corner * -2 * (py - y1)], -1)
+        grad_second = torch.stack([g_up * (y1 - py) - g_down * 2 * B, g_up * (px - x1) + g_down * 2 * A], -1)
         grad_v = torch.zeros_like(v)
-        for k in range(3):  # corners: d = (x - vx)^2 + (y - vy)^2
-            g = torch.where(which == 3 + k, gd, torch.zeros_like(gd))
-            grad_v[:, k, 0] += g * -2 * (px - v[:, k, 0])
-            grad_v[:, k, 1] += g * -2 * (py - v[:, k, 1])
-        for i in range(3):  # edges i -> i + 1: d = up^2 / down
-            j = (i + 1) % 3
-            x1, y1, x2, y2 = v[:, i, 0], v[:, i, 1], v[:, j, 0], v[:, j, 1]
-            A, B = y2 - y1, x1 - x2
-            up = A * px + B * py + (x2 * y1 - x1 * y2)
-            down = A * A + B * B + KAOLIN_EPS
-            g = torch.where(which == i, gd, torch.zeros_like(gd))
-            g_up = g * 2 * up / down
-            g_down = -g * (up / down) ** 2
-            grad_v[:, i, 0] += g_up * (py - y2) + g_down * 2 * B
-            grad_v[:, i, 1] += g_up * (x2 - px) - g_down * 2 * A
-            grad_v[:, j, 0] += g_up * (y1 - py) - g_down * 2 * B
-            grad_v[:, j, 1] += g_up * (px - x1) + g_down * 2 * A
+        grad_v.scatter_add_(1, k[:, None, None].expand(-1, 1, 2), grad_first[:, None])
+        grad_v.scatter_add_(1, k2[:, None, None].expand(-1, 1, 2), grad_second[:, None])
         return scatter_add_rows(box, grad_v, fv.shape[0]), None, None, None, None, None, None, None
 
 
@@ -202,30 +229,65 @@ def _soft_binned(fv, covered, xs, ys, sigmainv, boxlen, knum, multiplier) -> Ten
     H, W = ys.shape[0], xs.shape[0]
     flat = fv.reshape(B * F, 3, 2)
     with torch.no_grad():
-        margin = boxlen * multiplier
-        lo, hi = corner_bounds(flat)
-        i_lo, i_hi, j_lo, j_hi = box_ranges(lo - margin, hi + margin, xs, ys)
-        # Only faces whose grown box holds an uncovered pixel matter: count those pixels with an
-        # integral image, so that faces inside the silhouette never expand into pairs.
-        free = torch.zeros(B, H + 1, W + 1, dtype=torch.long, device=fv.device)
-        free[:, 1:, 1:] = (~covered).long().cumsum(1).cumsum(2)
-        fb = torch.arange(B, device=fv.device).repeat_interleave(F)
-        n_free = free[fb, j_hi, i_hi] - free[fb, j_lo, i_hi] - free[fb, j_hi, i_lo] + free[fb, j_lo, i_lo]
-        box, row, col = expand_ranges(i_lo, i_hi, j_lo, j_hi, n_free > 0)
-        b = torch.div(box, F, rounding_mode="floor")
-        pix = (b * H + row) * W + col
-        keep = ~covered.reshape(-1)[pix]
-        box, row, col, pix = box[keep], row[keep], col[keep], pix[keep]
-        # Pairs come in face order; a stable sort by pixel keeps that order inside each pixel, so the
-        # rank within a pixel says which faces are among its first knum.
+        box, row, col, pix = _soft_pairs(flat, covered, xs, ys, boxlen * multiplier, knum)
+    px, py = xs.index_select(0, col), ys.index_select(0, row)
+    return _SoftMask.apply(flat, box, px, py, pix, B * H * W, sigmainv, multiplier).reshape(B, H, W)
+
+
+def _soft_pairs(flat: Tensor, covered: Tensor, xs: Tensor, ys: Tensor, margin: float, knum: int):
+    """The (face, uncovered pixel) pairs of the soft mask: face ``box`` [N] (into ``flat`` [B * F, 3, 2]),
+    ``row``, ``col`` and flat ``pix`` [N], in face order within each pixel, the first ``knum`` per pixel.
+
+    Why in three steps: most faces lie inside the silhouette and most pixels of a boundary face's box
+    are covered, so expanding every box into pixels and then dropping the covered ones built about three
+    pairs per pair kept. Instead (1) an integral image of the uncovered pixels drops the faces whose
+    grown box holds none; (2) the rest expand into (face, row) spans, and each span is trimmed to run
+    from its first to its last uncovered pixel (spans with none vanish); (3) the spans expand into
+    pixels, and the covered pixels still inside a span (a concave silhouette) are dropped.
+    """
+    BF = flat.shape[0]
+    B, H, W = covered.shape
+    F = BF // B
+    device = flat.device
+    lo, hi = corner_bounds(flat)
+    i_lo, i_hi, j_lo, j_hi = box_ranges(lo - margin, hi + margin, xs, ys)
+    free = ~covered
+    integral = torch.zeros(B, H + 1, W + 1, dtype=torch.long, device=device)
+    integral[:, 1:, 1:] = free.long().cumsum(1).cumsum(2)
+    table = integral.view(-1)
+    at = torch.arange(B, device=device).repeat_interleave(F) * ((H + 1) * (W + 1))
+    top, bottom = at + j_lo * (W + 1), at + j_hi * (W + 1)
+    n_free = (table.index_select(0, bottom + i_hi) - table.index_select(0, top + i_hi)
+              - table.index_select(0, bottom + i_lo) + table.index_select(0, top + i_lo))
+    faces = torch.nonzero(n_free > 0).squeeze(1)
+    # (face, row) spans; ``first[b, j, i]``: the first uncovered column >= i in row j (W if none);
+    # ``end[b, j, i]``: one past the last uncovered column < i (0 if none).
+    span_face, span_row = expand_spans(j_lo.index_select(0, faces), j_hi.index_select(0, faces))
+    span_face = faces.index_select(0, span_face)
+    columns = torch.arange(W + 1, device=device)
+    free_at = torch.cat([free, free.new_zeros(B, H, 1)], 2)
+    first = torch.where(free_at, columns, W).flip(2).cummin(2).values.flip(2)
+    end = torch.cat([columns.new_zeros(B, H, 1), torch.where(free, columns[1:], 0).cummax(2).values], 2)
+    row_base = (torch.div(span_face, F, rounding_mode="floor") * H + span_row) * (W + 1)
+    c_lo = first.view(-1).index_select(0, row_base + i_lo.index_select(0, span_face))
+    c_hi = torch.maximum(end.view(-1).index_select(0, row_base + i_hi.index_select(0, span_face)), c_lo)
+    span, col = expand_spans(c_lo, c_hi)
+    box, row = span_face.index_select(0, span), span_row.index_select(0, span)
+    pix = torch.div(row_base, W + 1, rounding_mode="floor").index_select(0, span) * W + col
+    keep = torch.nonzero(free.view(-1).index_select(0, pix)).squeeze(1)
+    if keep.shape[0] < pix.shape[0]:
+        box, row, col, pix = (t.index_select(0, keep) for t in (box, row, col, pix))
+    # Pairs come in face order; when some pixel has more than knum, a stable sort by pixel keeps that
+    # order inside each pixel, so the rank within a pixel says which faces are among its first knum.
+    if pix.numel() and int(torch.bincount(pix, minlength=B * H * W).max()) > knum:
         pix, order = torch.sort(pix, stable=True)
         box, row, col = box[order], row[order], col[order]
         _, counts = torch.unique_consecutive(pix, return_counts=True)
         starts = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(pix.shape[0], device=pix.device) - torch.repeat_interleave(starts, counts)
+        rank = torch.arange(pix.shape[0], device=device) - torch.repeat_interleave(starts, counts)
         keep = rank < knum
         box, row, col, pix = box[keep], row[keep], col[keep], pix[keep]
-    return _SoftMask.apply(flat, box, xs[col], ys[row], pix, B * H * W, sigmainv, multiplier).reshape(B, H, W)
+    return box, row, col, pix
 
 
 def _soft_dense(fv, covered, xs, ys, sigmainv, boxlen, knum, multiplier) -> Tensor:
