@@ -69,7 +69,7 @@ def rasterize_mesh(
     bary = pixels.spread(w)
     depth = pixels.spread(1.0 / (w / corner_depth).sum(-1))
     return Fragments(face_idx=face_idx, bary=bary, depth=depth, face_vertices_view=fvv,
-                     face_vertices_image=fvi)
+                     face_vertices_image=fvi, covered=pixels, bary_covered=w)
 
 
 class MeshRasterizer(nn.Module):

@@ -72,7 +72,7 @@ def albedo_at(mesh: Mesh, pixels: Covered, w: Tensor) -> tuple[Tensor, Tensor | 
             raise ValueError("the mesh has textures but no face_uvs: give face_uvs [F, 3, 2] to sample them")
         corners = f[:, None] * 3 + CORNERS.to(f.device)
         uv = blend(mesh.face_uvs.reshape(-1, 2).to(w.dtype), corners, w)
-        which = mesh.face_texture[f]
+        which = mesh.face_texture.index_select(0, f)
         for k, texture in enumerate(mesh.textures):
             channels = texture.shape[1]
             if channels not in (C, C + 1):
@@ -87,7 +87,7 @@ def albedo_at(mesh: Mesh, pixels: Covered, w: Tensor) -> tuple[Tensor, Tensor | 
                 opacity = w.new_ones(pixels.num_pixels) if opacity is None else opacity
                 opacity = opacity.index_copy(0, at, sampled[:, C])
     if mesh.face_colors is not None:
-        out = out * mesh.face_colors[f]
+        out = out * gather_rows(mesh.face_colors, f)
     if mesh.vert_colors is not None:
         out = out * blend(mesh.vert_colors.reshape(-1, mesh.vert_colors.shape[-1]),
                           _vertex_rows(mesh, pixels), w)
@@ -96,7 +96,7 @@ def albedo_at(mesh: Mesh, pixels: Covered, w: Tensor) -> tuple[Tensor, Tensor | 
 
 def _vertex_rows(mesh: Mesh, pixels: Covered) -> Tensor:
     """[P, 3] rows of the corners' vertices in a [B * V, ...] per-vertex table."""
-    return mesh.faces[pixels.face] + (pixels.batch * mesh.num_verts)[:, None]
+    return mesh.faces.index_select(0, pixels.face) + (pixels.batch * mesh.num_verts)[:, None]
 
 
 class MeshShader(nn.Module):
@@ -114,8 +114,8 @@ class MeshShader(nn.Module):
         lights: DirectionalLights | SHLights | None = None,
     ) -> ShadedSamples:
         face_idx = fragments.face_idx
-        pixels = Covered.of(face_idx)
-        w = pixels.take(fragments.bary)
+        pixels = fragments.covered if fragments.covered is not None else Covered.of(face_idx)
+        w = fragments.bary_covered if fragments.bary_covered is not None else pixels.take(fragments.bary)
         if self.perspective_correct:
             F = fragments.face_vertices_view.shape[1]
             depth = -gather_rows(fragments.face_vertices_view[..., 2].reshape(-1, 3), pixels.batch * F + pixels.face)
@@ -137,11 +137,12 @@ class MeshShader(nn.Module):
         if lights is None:
             color = base
         elif isinstance(lights, DirectionalLights):
-            color = blinn_phong(base[:, None], n[:, None], to_camera[:, None], lights.direction[b],
-                                lights.diffuse[b], lights.ambient[b],
-                                None if lights.specular is None else lights.specular[b], lights.shininess)[:, 0]
+            color = blinn_phong(base[:, None], n[:, None], to_camera[:, None], gather_rows(lights.direction, b),
+                                gather_rows(lights.diffuse, b), gather_rows(lights.ambient, b),
+                                None if lights.specular is None else gather_rows(lights.specular, b),
+                                lights.shininess)[:, 0]
         elif isinstance(lights, SHLights):
-            color = base * sh9_irradiance(n[:, None, None], lights.coeffs[b])[:, 0, 0]
+            color = base * sh9_irradiance(n[:, None, None], gather_rows(lights.coeffs, b))[:, 0, 0]
         else:
             kind = type(lights).__name__
             raise TypeError(f"lights must be None, DirectionalLights or SHLights, got {kind}")

@@ -7,8 +7,12 @@ Fill values and frames are those of ``ganfactory.render.conventions``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from ganfactory.render.functional.gather import Covered
 
 __all__ = ["RasterSettings", "SoftMaskSettings", "Fragments", "RenderOutput", "DirectionalLights", "SHLights"]
 
@@ -63,6 +67,12 @@ class Fragments:
     """[B, F, 3, 3] view-space corners of every face."""
     face_vertices_image: Tensor
     """[B, F, 3, 2] NDC corners of every face (what the soft silhouette needs)."""
+    covered: Covered | None = None
+    """The covered pixels as a flat list (the shader's work list); None: the shader derives it from
+    ``face_idx``."""
+    bary_covered: Tensor | None = None
+    """[P, 3] ``bary`` at the ``covered`` pixels (differentiable; the shader uses it instead of gathering
+    from ``bary``, which saves a gather and its backward); None: gathered from ``bary``."""
 
     @property
     def mask(self) -> Tensor:

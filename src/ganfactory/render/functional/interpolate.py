@@ -77,7 +77,7 @@ class _AreaWeightedNormals(torch.autograd.Function):
     @staticmethod
     def forward(ctx, verts: Tensor, corners: Tensor) -> Tensor:
         BV = verts.shape[0]
-        v = verts.index_select(0, corners.reshape(-1)).view(-1, 3, 3)
+        v = verts.contiguous().index_select(0, corners.reshape(-1)).view(-1, 3, 3)
         e1, e2 = v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]
         n = torch.linalg.cross(e1, e2, dim=-1)
         ctx.save_for_backward(corners, e1, e2)

@@ -232,7 +232,8 @@ def _select_binned(fv: Tensor, fz: Tensor, xs: Tensor, ys: Tensor, valid: Tensor
     inside = torch.nonzero((w >= 0).all(-1)).squeeze(1)
     box = drawn.index_select(0, box.index_select(0, inside))
     row, col, w = row.index_select(0, inside), col.index_select(0, inside), w.index_select(0, inside)
-    z = (w * fz.reshape(B * F, 3).index_select(0, box)).sum(-1)
+    # ``fz`` is usually a strided view (``fvv[..., 2]``): gathering from a copy is >10x faster.
+    z = (w * fz.reshape(B * F, 3).contiguous().index_select(0, box)).sum(-1)
     b = torch.div(box, F, rounding_mode="floor")
     pix = (b * H + row) * W + col
     zmax = torch.full((B * H * W,), -torch.inf, dtype=z.dtype, device=z.device)

@@ -49,8 +49,8 @@ def blinn_phong(
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
-    """Dot products over the last dim (3) of broadcast ``a`` and ``b``."""
-    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+    """Dot products over the last dim of broadcast ``a`` and ``b`` (two autograd nodes, no selects)."""
+    return (a * b).sum(-1)
 
 
 def _over_lights(weight: Tensor, colour: Tensor) -> Tensor:

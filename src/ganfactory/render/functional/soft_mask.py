@@ -115,7 +115,7 @@ class _SoftMask(torch.autograd.Function):
     ``dL/dp = g prod / (1 - p + PROD_EPS)``, ``dL/dd2 = -dL/dp p sigmainv / m^2``, and the derivative of
     the chosen candidate only: a corner ``|q - v|^2``, or an edge ``up^2 / down`` with
     ``up = A x + B y + C`` (A = y2 - y1, B = x1 - x2, C = x2 y1 - x1 y2) and ``down = A^2 + B^2 + eps``.
-    Saves the pairs' indices and two numbers per pair instead of autograd's graph of ~40 tensors.
+    Saves the pairs' corners and indices and two numbers per pair instead of autograd's graph of ~40 tensors.
 
     The candidates are those of ``_candidate_sq_distances`` (the reference, same operations in the same
     order, so the same values), evaluated for the three edges at once on [N, 3] tensors; the backward
@@ -146,18 +146,17 @@ class _SoftMask(torch.autograd.Function):
         p = _prob(d2, sigmainv, multiplier)
         q = 1.0 - p
         prod = torch.ones(num_pixels, dtype=p.dtype, device=p.device).scatter_reduce(0, pix, q, "prod")
-        ctx.save_for_backward(fv, box, px, py, pix, which, p, prod)
-        ctx.sigmainv, ctx.multiplier = sigmainv, multiplier
+        ctx.save_for_backward(v, box, px, py, pix, which, p, prod)
+        ctx.sigmainv, ctx.multiplier, ctx.num_faces = sigmainv, multiplier, fv.shape[0]
         return 1.0 - prod
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        fv, box, px, py, pix, which, p, prod = ctx.saved_tensors
+        v, box, px, py, pix, which, p, prod = ctx.saved_tensors
         m = ctx.multiplier
         gp = (grad * prod).index_select(0, pix) / (1.0 - p + PROD_EPS)
         gd = gp * -(p * ctx.sigmainv / m / m)
-        v = fv.index_select(0, box)
         is_corner, is_edge = which >= 3, (which >= 0) & (which < 3)
         # The chosen candidate's first corner: corner k (which = 3 + k) or the start of edge i (which = i).
         k = torch.where(is_corner, which - 3, which).clamp(min=0)
@@ -180,7 +179,7 @@ class _SoftMask(torch.autograd.Function):
         grad_v = torch.zeros_like(v)
         grad_v.scatter_add_(1, k[:, None, None].expand(-1, 1, 2), grad_first[:, None])
         grad_v.scatter_add_(1, k2[:, None, None].expand(-1, 1, 2), grad_second[:, None])
-        return scatter_add_rows(box, grad_v, fv.shape[0]), None, None, None, None, None, None, None
+        return scatter_add_rows(box, grad_v, ctx.num_faces), None, None, None, None, None, None, None
 
 
 def soft_silhouette(
