@@ -63,7 +63,10 @@ def test_prefill_and_uncertain_suggestions(G, tmp_path, serve, schema):
         _, pool = interp.predict(G, [Latent.from_seed(G, x) for x in range(2, 12)])
         ranked = sorted(range(2, 12), key=lambda x: -float(pool.score[x - 2]))[:4]
         assert [x["seed"] for x in sugg] == ranked
-        assert [x["uncertainty"] for x in sugg] == [float(pool.score[x - 2]) for x in ranked]
+        # equal up to float32 rounding: the server scores the pool in other batches, and on some CPUs (AVX-512)
+        # the sums then run in another order
+        np.testing.assert_allclose([x["uncertainty"] for x in sugg], [float(pool.score[x - 2]) for x in ranked],
+                                   rtol=1e-6)
         # choosing a suggested seed removes it from the offer
         chosen = sugg[0]["seed"]
         c.post("/api/items/new", json={"seed": chosen})
