@@ -7,7 +7,7 @@ from torch.autograd import gradcheck
 from ganfactory.render import icosphere
 from ganfactory.render.conventions import pixel_centers
 from ganfactory.render.functional import blinn_phong, face_normals, select_faces, vertex_normals
-from ganfactory.render.functional.gather import gather_rows
+from ganfactory.render.functional.gather import gather_rows, scatter_add_rows
 from ganfactory.render.functional.rasterize import corner_bounds, count_below, expand_spans
 from ganfactory.render.functional.soft_mask import _soft_pairs
 from ganfactory.render.functional.vectors import normalize
@@ -177,3 +177,16 @@ def test_narrowed_binned_selection_equals_dense_on_adversarial_faces(h, dtype, s
         assert (dense >= 0).any()
     fvi, fz = h.random_soup(2, 300, seed, dtype=dtype, scale=0.3)
     assert torch.equal(select_faces(fvi, fz, 64, 48, impl="binned"), select_faces(fvi, fz, 64, 48, impl="dense"))
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (3,), (6,), (3, 2)])
+def test_scatter_add_rows_sums_repeated_rows_for_every_width(shape):
+    """Both kernels of add_rows_ (flat scatter_add_ up to 3 numbers a row, index_put_ above)."""
+    g = torch.Generator().manual_seed(len(shape) * 10 + shape[0])
+    index = torch.randint(0, 7, (200,), generator=g)
+    values = torch.randn(200, *shape, generator=g, dtype=torch.float64)
+    want = torch.zeros(7, *shape, dtype=torch.float64)
+    for i, v in zip(index.tolist(), values, strict=True):
+        want[i] += v
+    assert torch.allclose(scatter_add_rows(index, values, 7), want, rtol=1e-12, atol=1e-12)
+    assert scatter_add_rows(index[:0], values[:0], 7).abs().sum() == 0
