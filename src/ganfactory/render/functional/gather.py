@@ -149,4 +149,5 @@ class Covered:
         """[P, ...] -> [B, H, W, ...] with ``fill`` on background (differentiable in ``values``)."""
         B, H, W = self.shape
         out = values.new_full((B * H * W, *values.shape[1:]), fill)
-        return out.index_copy(0, self.pixel, values).view(B, H, W, *values.shape[1:])
+        # In place into the new tensor (autograd records it): the out-of-place index_copy cloned it first.
+        return out.index_copy_(0, self.pixel, values).view(B, H, W, *values.shape[1:])
