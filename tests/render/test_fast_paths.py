@@ -7,7 +7,8 @@ from torch.autograd import gradcheck
 from ganfactory.render import icosphere
 from ganfactory.render.conventions import pixel_centers
 from ganfactory.render.functional import blinn_phong, face_normals, select_faces, vertex_normals
-from ganfactory.render.functional.gather import gather_rows
+from ganfactory.render.functional.gather import Covered, gather_rows, scatter_add_rows
+from ganfactory.render.functional.interpolate import perspective_weights
 from ganfactory.render.functional.rasterize import corner_bounds, count_below, expand_spans
 from ganfactory.render.functional.soft_mask import _soft_pairs
 from ganfactory.render.functional.vectors import normalize
@@ -177,3 +178,39 @@ def test_narrowed_binned_selection_equals_dense_on_adversarial_faces(h, dtype, s
         assert (dense >= 0).any()
     fvi, fz = h.random_soup(2, 300, seed, dtype=dtype, scale=0.3)
     assert torch.equal(select_faces(fvi, fz, 64, 48, impl="binned"), select_faces(fvi, fz, 64, 48, impl="dense"))
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (3,), (6,), (3, 2)])
+def test_scatter_add_rows_sums_repeated_rows_for_every_width(shape):
+    """Both kernels of add_rows_ (flat scatter_add_ up to 3 numbers a row, index_put_ above)."""
+    g = torch.Generator().manual_seed(len(shape) * 10 + shape[0])
+    index = torch.randint(0, 7, (200,), generator=g)
+    values = torch.randn(200, *shape, generator=g, dtype=torch.float64)
+    want = torch.zeros(7, *shape, dtype=torch.float64)
+    for i, v in zip(index.tolist(), values, strict=True):
+        want[i] += v
+    assert torch.allclose(scatter_add_rows(index, values, 7), want, rtol=1e-12, atol=1e-12)
+    assert scatter_add_rows(index[:0], values[:0], 7).abs().sum() == 0
+
+
+def test_perspective_weights_equal_the_formula_and_pass_gradcheck():
+    g = torch.Generator().manual_seed(9)
+    w = torch.rand(300, 3, generator=g)
+    depth = 0.5 + 3 * torch.rand(300, 3, generator=g)
+    q = w / depth
+    assert torch.equal(perspective_weights(w, depth), q / q.sum(-1, keepdim=True))
+    w64 = w[:20].double().requires_grad_(True)
+    d64 = depth[:20].double().requires_grad_(True)
+    assert gradcheck(perspective_weights, (w64, d64))
+
+
+def test_spread_fills_background_and_backpropagates_to_the_covered_values():
+    face_idx = torch.tensor([[[-1, 0], [2, -1]], [[1, 1], [-1, 0]]])
+    px = Covered.of(face_idx)
+    values = torch.arange(px.num_pixels * 2, dtype=torch.float64).view(-1, 2).requires_grad_(True)
+    out = px.spread(values, fill=-5.0)
+    assert torch.equal(out[face_idx < 0], torch.full((3, 2), -5.0, dtype=torch.float64))
+    assert torch.equal(out[face_idx >= 0], values.detach())
+    weights = torch.randn(out.shape, dtype=torch.float64)
+    (out * weights).sum().backward()
+    assert torch.equal(values.grad, weights[face_idx >= 0])

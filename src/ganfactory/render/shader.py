@@ -81,7 +81,12 @@ def albedo_at(mesh: Mesh, pixels: Covered, w: Tensor) -> tuple[Tensor, Tensor | 
             at = torch.nonzero(which == k).squeeze(1)
             if not at.numel():
                 continue
-            sampled = sample_texture_at(texture, uv[at], pixels.batch[at])
+            if at.shape[0] == pixels.num_pixels:  # one texture everywhere: no gather and copy
+                sampled = sample_texture_at(texture, uv, pixels.batch)
+                out = sampled[:, :C]
+                opacity = sampled[:, C] if channels == C + 1 else opacity
+                continue
+            sampled = sample_texture_at(texture, gather_rows(uv, at), pixels.batch.index_select(0, at))
             out = out.index_copy(0, at, sampled[:, :C])
             if channels == C + 1:
                 opacity = w.new_ones(pixels.num_pixels) if opacity is None else opacity

@@ -313,7 +313,8 @@ class _ScreenBarycentrics(torch.autograd.Function):
         ax, ay = v[:, 0, 0] - px, v[:, 0, 1] - py
         bx, by = v[:, 1, 0] - px, v[:, 1, 1] - py
         cx, cy = v[:, 2, 0] - px, v[:, 2, 1] - py
-        gw = (grad - (grad * out).sum(-1, keepdim=True)) / norm.unsqueeze(-1)
+        dot = grad[:, :1] * out[:, :1] + grad[:, 1:2] * out[:, 1:2] + grad[:, 2:] * out[:, 2:]  # faster than sum
+        gw = (grad - dot) / norm.unsqueeze(-1)
         g0, g1, g2 = gw.unbind(-1)
         grad_v = torch.stack([
             torch.stack([g2 * by - g1 * cy, g1 * cx - g2 * bx], -1),
