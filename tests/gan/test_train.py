@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -99,6 +100,16 @@ def test_resume_continues_exactly(images, tmp_path):
     gb = load_checkpoint(tmp_path / "b" / "snapshots" / "snapshot-000000.040kimg")
     for (k, va), vb in zip(ga.generator.state_dict().items(), gb.generator.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
+
+    # a snapshot kept outside its run (committed, as checkpoints/cars64-latest is) resumes exactly in a new run
+    kept = tmp_path / "kept"
+    shutil.copytree(tmp_path / "a" / "snapshots" / "snapshot-000000.020kimg", kept)
+    train_gan("--out", tmp_path / "c", *common, "--resume", kept)
+    c = stats(tmp_path / "c")
+    assert [r["step"] for r in c] == list(range(6, 11))
+    for ra, rc in zip(a[5:], c, strict=True):
+        assert {k: v for k, v in ra.items() if k != "sec_per_kimg"} == {k: v for k, v in rc.items()
+                                                                         if k != "sec_per_kimg"}
 
 
 def test_two_processes_equal_one(images, tmp_path):
