@@ -79,14 +79,16 @@ def kid_svg(points: list[tuple[float, float]], width: int = 720, height: int = 3
 
 
 def merge_record(out: Path, run: Path | None, run_name: str) -> tuple[list[dict], list[str]]:
-    """The committed KID record and log, extended by what ``run`` has beyond them (written back atomically)."""
+    """The committed KID record and log, extended by what ``run`` has that they lack (written back atomically)."""
     metrics_path, log_path = out / "metrics.jsonl", out / "log.txt"
     kids = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.is_file() else []
     log = log_path.read_text().splitlines() if log_path.is_file() else []
     if run is not None and (run / "metrics.jsonl").is_file():
-        last = max((k["kimg"] for k in kids), default=-1.0)
+        # keyed by (run, kimg): a run restarted from shipped weights repeats kimg values another run has
+        have = {(k["run"], round(k["kimg"], 6)) for k in kids}
         kids += [{"kimg": k["kimg"], "kid": k["kid"], "run": run_name}
-                 for k in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if k["kimg"] > last + 1e-6]
+                 for k in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+                 if (run_name, round(k["kimg"], 6)) not in have]
         last_stamp = " ".join(log[-1].split()[:2]) if log else ""
         log += [line for line in (run / "log.txt").read_text().splitlines() if " ".join(line.split()[:2]) > last_stamp]
         write_atomic(metrics_path, "".join(json.dumps(k) + "\n" for k in kids))
